@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+# Klaxon build: one Makefile, everything generated goes to $(BUILD)/.
+#   make            build hub + sensor (installs deps first)
+#   make test       unit (cmocka) + integration (pytest, real daemons)
+#   make run        local nats-server + hub + sensor (scripts/run.sh)
+#   make bench      benchmarks -> bench/RESULTS.md
+#   V=1             verbose commands
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := all
+
+BUILD   ?= build
+VERSION := 0.1.0
+CC      ?= cc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+PYTHON  ?= /usr/bin/python3
+Q       := $(if $(filter 1,$(V)),,@)
+
+PKGS     := libnats libcurl libcjson libwebsockets yaml-0.1
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread
+CPPFLAGS += -Ilib -Ihub -Ioutputs -I$(BUILD)/gen -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\" -MMD -MP
+LDLIBS_COMMON = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+LIB_SRC    := $(wildcard lib/*.c)
+HUB_SRC    := $(wildcard hub/*.c) $(wildcard outputs/*.c) $(wildcard responders/*.c)
+SENSOR_SRC := $(wildcard sensor/*.c)
+BPF_SRC    := $(wildcard sensor/bpf/*.bpf.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ    := $(call obj,$(LIB_SRC))
+HUB_OBJ    := $(call obj,$(HUB_SRC))
+HUB_CORE   := $(filter-out $(BUILD)/obj/hub/main.o,$(HUB_OBJ))
+SENSOR_OBJ := $(call obj,$(SENSOR_SRC))
+SENSOR_CORE:= $(filter-out $(BUILD)/obj/sensor/main.o,$(SENSOR_OBJ))
+SKELS      := $(patsubst sensor/bpf/%.bpf.c,$(BUILD)/gen/%.skel.h,$(BPF_SRC))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+LIBKX      := $(BUILD)/lib/libklaxon.a
+ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+.PHONY: all deps hub sensor test unit integration run bench clean format lint
+all: hub sensor
+
+deps:
+	$(Q)bash scripts/deps.sh
+
+# Everything that compiles needs the packages; order-only so a no-op deps run
+# never forces a rebuild.
+$(LIB_OBJ) $(HUB_OBJ) $(SENSOR_OBJ) $(BUILD)/gen/vmlinux.h: | deps
+
+hub: $(BUILD)/bin/klaxon-hub
+sensor: $(BUILD)/bin/klaxon-sensor
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIBKX): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/bin/klaxon-hub: $(HUB_OBJ) $(LIBKX)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS_COMMON)
+
+# --- sensor: CO-RE BPF objects -> skeletons -> loader ------------------------
+$(BUILD)/gen/vmlinux.h:
+	@mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/gen/%.bpf.o: sensor/bpf/%.bpf.c $(BUILD)/gen/vmlinux.h $(wildcard sensor/*.h)
+	$(if $(Q),@echo "  BPF     $<")
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD)/gen -Isensor -c $< -o $@
+	$(Q)llvm-strip -g $@ 2>/dev/null || true
+
+$(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(SENSOR_OBJ): $(SKELS)
+$(SENSOR_OBJ): CPPFLAGS += -Isensor
+
+$(BUILD)/bin/klaxon-sensor: $(SENSOR_OBJ) $(LIBKX)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS_COMMON) -lbpf -lelf -lz
+
+# --- tests -------------------------------------------------------------------
+# Each unit test links libklaxon plus the daemon objects (minus main) it tests.
+$(BUILD)/tests/%: tests/unit/%.c $(LIBKX) $(HUB_CORE) $(SENSOR_CORE) | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  TEST    $@")
+	$(Q)$(CC) $(CPPFLAGS) -Ihub -Isensor -Ioutputs $(CFLAGS) $< $(HUB_CORE) $(SENSOR_CORE) $(LIBKX) \
+	    -o $@ $(LDFLAGS) $(LDLIBS_COMMON) -lbpf -lelf -lz -lcmocka
+
+unit: $(UNIT_BIN)
+	$(Q)set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all
+	$(Q)bash scripts/test-deps.sh
+	$(Q)cd tests/integration && KX_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: all
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory integration
+
+run: all
+	$(Q)bash scripts/run.sh
+
+bench: all
+	$(Q)bash bench/run.sh
+
+format:
+	$(Q)clang-format -i $(LIB_SRC) $(HUB_SRC) $(SENSOR_SRC) $(BPF_SRC) $(UNIT_SRC) $(wildcard lib/*.h hub/*.h sensor/*.h outputs/*.h responders/*.h)
+
+lint:
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Ilib $(LIB_SRC) $(HUB_SRC) $(SENSOR_SRC)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

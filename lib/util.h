@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * util.h - small shared helpers: clocks, RFC 3339 time, UUIDs, durations,
+ * byte sizes, slugs, bounded string buffers, file reading.
+ */
+#ifndef KX_UTIL_H
+#define KX_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KX_NSEC_PER_SEC  1000000000LL
+#define KX_NSEC_PER_MSEC 1000000LL
+#define KX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+int64_t kx_now_ns(void);       /* CLOCK_REALTIME, ns since the epoch */
+int64_t kx_monotonic_ns(void); /* CLOCK_MONOTONIC */
+
+/* "2026-11-22T10:01:02.123456789Z" (30 chars + NUL); buf >= 32 bytes. */
+void kx_time_format(int64_t ns, char *buf, size_t len);
+/* RFC 3339 with optional fraction and Z or +hh:mm offset; 0 or -EINVAL. */
+int kx_time_parse(const char *s, int64_t *ns);
+
+/* Random (v4) UUID, 36 chars + NUL; buf >= 37 bytes. */
+void kx_uuid4(char *buf);
+
+/* "250ms", "5s", "1m", "2h", "1h30m", plain integer = seconds; 0 or -EINVAL. */
+int kx_duration_parse(const char *s, int64_t *ns);
+/* "512", "64KiB", "1MiB", "1MB", "2G"; 0 or -EINVAL. */
+int kx_size_parse(const char *s, int64_t *bytes);
+
+/* Lowercase a-z0-9, runs of anything else become one '_', trimmed, at most
+ * len-1 bytes; never empty ("unknown"). Safe as one NATS subject token. */
+void kx_slug(const char *in, char *out, size_t len);
+
+/*
+ * A growable byte buffer with a hard maximum (curl's dynbuf idea): appends
+ * past max fail with -E2BIG and leave the buffer unchanged. Always NUL
+ * terminated when len > 0.
+ */
+struct kx_buf {
+    char *data;  /* owned */
+    size_t len;  /* bytes used, excluding the NUL */
+    size_t cap;  /* bytes allocated */
+    size_t max;  /* hard limit on len */
+};
+void kx_buf_init(struct kx_buf *b, size_t max);
+int kx_buf_append(struct kx_buf *b, const void *p, size_t n);
+int kx_buf_printf(struct kx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kx_buf_reset(struct kx_buf *b);   /* len = 0, keeps memory */
+void kx_buf_free(struct kx_buf *b);    /* releases memory; no-op on a zeroed buf */
+
+/* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd
+ * string (caller owns). NULL and errno set on failure (E2BIG if too big). */
+char *kx_read_file(const char *path, size_t max, size_t *len_out);
+
+/* 64-bit FNV-1a, for dedupe keys and hashing. */
+uint64_t kx_hash64(const void *p, size_t n, uint64_t seed);
+
+#endif
