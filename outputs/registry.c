@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * registry.c - the one list of output types. Adding an output = its .c file,
+ * one extern and one line in the table below, and its test.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "outputs.h"
+
+/* Each defined in its own outputs/<name>.c. */
+extern const struct kx_output_ops kx_output_console;
+extern const struct kx_output_ops kx_output_file;
+extern const struct kx_output_ops kx_output_webhook;
+
+const struct kx_output_ops *const kx_output_registry[] = {
+    &kx_output_console,
+    &kx_output_file,
+    &kx_output_webhook,
+    NULL,
+};
+
+const struct kx_output_ops *kx_output_ops_find(const char *type)
+{
+    if (type == NULL)
+        return NULL;
+    for (size_t i = 0; kx_output_registry[i]; i++) {
+        if (strcasecmp(kx_output_registry[i]->name, type) == 0)
+            return kx_output_registry[i];
+    }
+    return NULL;
+}
