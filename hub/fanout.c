@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fanout.c - one worker thread and one durable consumer per output.
+ *
+ * Delivery guarantees come from JetStream: a message is acked only after the
+ * output took it (or after it was stored on the dead-letter subject); a hub
+ * that dies mid-delivery leaves it unacked and AckWait brings it back.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fanout.h"
+#include "hub.h"
+#include "log.h"
+#include "util.h"
+
+#define O(field) offsetof(struct kx_output_common, field)
+
+static const struct kx_opt common_opts[] = {
+    {"name", KX_OPT_STR, NULL, O(name), KX_OPT_REQUIRED, "instance name, unique"},
+    {"type", KX_OPT_STR, NULL, O(type), KX_OPT_REQUIRED, "output type (webhook, console, ...)"},
+    {"enabled", KX_OPT_BOOL, "true", O(enabled), 0, "turn the output on or off"},
+    {"minimumpriority", KX_OPT_PRIORITY, "debug", O(minimumpriority), 0,
+     "deliver alerts at least this severe"},
+    {"max_deliver", KX_OPT_INT, "10", O(max_deliver), 0,
+     "delivery attempts before dead-lettering"},
+    {"backoff", KX_OPT_STRLIST, "1s,2s,5s,10s,30s,1m", O(backoff), 0,
+     "delays between attempts (the last repeats)"},
+    {"ack_wait", KX_OPT_DURATION, "30s", O(ack_wait), 0,
+     "redeliver when a hub dies mid-delivery after this long"},
+    {"batch_size", KX_OPT_INT, "0", O(batch_size), 0,
+     "alerts per request (0 = the output's maximum)"},
+    {0},
+};
+
+/* "my-hook.1" -> "MY_HOOK_1": Falcosidekick-style env prefix. */
+static void env_prefix(const char *name, char *out, size_t len)
+{
+    size_t o = 0;
+    for (; name && *name && o + 1 < len; name++)
+        out[o++] = isalnum((unsigned char)*name) ? (char)toupper((unsigned char)*name) : '_';
+    out[o] = '\0';
+}
+
+int kx_output_instance_init(struct kx_output_instance *inst, const struct kx_config_node *map,
+                            struct kx_diag *d)
+{
+    size_t before = d->n;
+    char prefix[80];
+
+    memset(inst, 0, sizeof(*inst));
+    if (!map || map->kind != KX_CFG_MAP) {
+        kx_diag_add(d, map, "each output must be a map with at least name and type");
+        return -EINVAL;
+    }
+    const struct kx_config_node *type = kx_config_get(map, "type");
+    const struct kx_config_node *name = kx_config_get(map, "name");
+    if (!type || !type->value) {
+        kx_diag_add(d, map, "output: missing \"type\"");
+        return -EINVAL;
+    }
+    inst->ops = kx_output_ops_find(type->value);
+    if (!inst->ops) {
+        char known[512] = "";
+        size_t o = 0;
+        for (int i = 0; kx_output_registry[i]; i++)
+            o += (size_t)snprintf(known + o, o < sizeof(known) ? sizeof(known) - o : 0, "%s%s",
+                                  i ? ", " : "", kx_output_registry[i]->name);
+        kx_diag_add(d, type, "unknown output type \"%s\" (known: %s)", type->value, known);
+        return -EINVAL;
+    }
+    env_prefix(name && name->value ? name->value : inst->ops->name, prefix, sizeof(prefix));
+    if (inst->ops->settings_size && !(inst->settings = calloc(1, inst->ops->settings_size))) {
+        kx_diag_add(d, map, "out of memory");
+        return -ENOMEM;
+    }
+    struct kx_opt_set sets[2] = {{common_opts, &inst->common}, {inst->ops->opts, inst->settings}};
+    kx_config_apply_sets(sets, inst->ops->opts ? 2 : 1, map, prefix, d);
+    if (d->n > before)
+        return -EINVAL;
+
+    struct kx_output_common *c = &inst->common;
+    if (!c->name[0] || strlen(c->name) > 48)
+        kx_diag_add(d, name, "output name must be 1..48 characters");
+    if (c->max_deliver < 1)
+        kx_diag_add(d, kx_config_get(map, "max_deliver"), "max_deliver must be at least 1");
+    if (c->backoff.n == 0 || c->backoff.n > KX_MAX_BACKOFF)
+        kx_diag_add(d, kx_config_get(map, "backoff"), "backoff: want 1..%d durations",
+                    KX_MAX_BACKOFF);
+    for (size_t i = 0; i < c->backoff.n && i < KX_MAX_BACKOFF; i++) {
+        if (kx_duration_parse(c->backoff.v[i], &inst->backoff[i]))
+            kx_diag_add(d, kx_config_get(map, "backoff"), "backoff: bad duration \"%s\"",
+                        c->backoff.v[i]);
+        inst->nbackoff = (int)i + 1;
+    }
+    size_t max_batch = inst->ops->max_batch ? inst->ops->max_batch : 1;
+    if (c->batch_size < 0 || (size_t)c->batch_size > max_batch)
+        kx_diag_add(d, kx_config_get(map, "batch_size"),
+                    "batch_size: output type %s takes 1..%zu alerts per request",
+                    inst->ops->name, max_batch);
+    if (c->batch_size == 0)
+        c->batch_size = (int64_t)max_batch;
+    if (c->ack_wait < KX_NSEC_PER_SEC)
+        kx_diag_add(d, kx_config_get(map, "ack_wait"), "ack_wait must be at least 1s");
+    return d->n > before ? -EINVAL : 0;
+}
+
+void kx_output_instance_release(struct kx_output_instance *inst)
+{
+    if (inst->ops && inst->ops->opts && inst->settings)
+        kx_config_release(inst->ops->opts, inst->settings);
+    free(inst->settings);
+    kx_config_release(common_opts, &inst->common);
+    memset(inst, 0, sizeof(*inst));
+}
+
+int64_t kx_output_backoff(const struct kx_output_instance *inst, uint64_t delivered)
+{
+    if (inst->nbackoff == 0)
+        return KX_NSEC_PER_SEC;
+    uint64_t i = delivered ? delivered - 1 : 0;
+    return inst->backoff[i < (uint64_t)inst->nbackoff ? i : (uint64_t)inst->nbackoff - 1];
+}
+
+/* ------------------------------------------------------------------------ */
+
+struct out_worker {
+    struct kx_hub *hub;                  /* borrowed */
+    struct kx_output_instance inst;      /* owned */
+    struct kx_output out;                /* the plugin's view */
+    struct kx_output_metrics *m;         /* borrowed from hub->metrics */
+    natsSubscription *sub;               /* owned, used only by the thread */
+    char durable[96];
+    char dl_subject[128];                /* klaxon.deadletter.<name> */
+    pthread_t thread;
+    bool started;
+};
+
+struct kx_fanout {
+    struct out_worker *w;                /* owned array */
+    size_t n;
+};
+
+#define FETCH_MAX 256
+
+/* Sleeps up to ns, waking early when the hub stops. */
+static void nap(struct kx_hub *h, int64_t ns)
+{
+    int64_t end = kx_monotonic_ns() + ns;
+    while (!atomic_load(&h->stopping)) {
+        int64_t left = end - kx_monotonic_ns();
+        if (left <= 0)
+            break;
+        usleep((useconds_t)((left > 100 * KX_NSEC_PER_MSEC ? 100 * KX_NSEC_PER_MSEC : left) /
+                            1000));
+    }
+}
+
+/*
+ * Stores msg on the dead-letter subject with the reason, then terminates it.
+ * When the dead-letter publish itself fails the message is nak'ed instead, so
+ * it is never lost. Runs on the worker thread.
+ */
+static void dead_letter(struct out_worker *w, natsMsg *msg, const char *uuid, const char *reason)
+{
+    char err[256], id[128];
+    snprintf(id, sizeof(id), "%s.%s", uuid ? uuid : "", w->inst.common.name);
+    int rc = kx_bus_publish(w->hub->bus, w->dl_subject, natsMsg_GetData(msg),
+                            (size_t)natsMsg_GetDataLength(msg), uuid ? id : NULL, KX_HDR_REASON,
+                            reason, w->hub->cfg.publish_timeout, err, sizeof(err));
+    if (rc < 0) {
+        kx_warn("output %s: cannot dead-letter %s (%s); will retry", w->inst.common.name,
+                uuid ? uuid : "message", err);
+        natsMsg_NakWithDelay(msg, 5 * KX_NSEC_PER_SEC / KX_NSEC_PER_MSEC, NULL);
+        return;
+    }
+    kx_metric_inc(w->m->deadlettered);
+    kx_warn("output %s: alert %s dead-lettered to %s: %s", w->inst.common.name,
+            uuid ? uuid : "?", w->dl_subject, reason);
+    natsMsg_Term(msg, NULL);
+}
+
+static uint64_t delivered_count(natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    uint64_t n = 1;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK && meta)
+        n = meta->NumDelivered;
+    jsMsgMetaData_Destroy(meta);
+    return n;
+}
+
+/*
+ * Handles the outcome of one deliver() call for msgs[0..n). Returns the
+ * pause the worker should take before its next attempt (0 on success).
+ */
+static int64_t settle(struct out_worker *w, natsMsg **msgs, struct kx_alert **alerts, size_t n,
+                      int rc)
+{
+    const char *name = w->inst.common.name;
+    int64_t pause = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            natsMsg_Ack(msgs[i], NULL);
+            kx_metric_inc(w->m->delivered);
+            continue;
+        }
+        kx_metric_inc(w->m->failed);
+        uint64_t tries = delivered_count(msgs[i]);
+        if (rc != -EAGAIN) {
+            dead_letter(w, msgs[i], alerts[i]->uuid, w->out.error[0] ? w->out.error
+                                                                       : "permanent failure");
+        } else if ((int64_t)tries >= w->inst.common.max_deliver) {
+            char reason[400];
+            snprintf(reason, sizeof(reason), "gave up after %llu attempts: %s",
+                     (unsigned long long)tries, w->out.error);
+            dead_letter(w, msgs[i], alerts[i]->uuid, reason);
+        } else {
+            int64_t delay = kx_output_backoff(&w->inst, tries);
+            if (w->out.retry_after > delay)
+                delay = w->out.retry_after;
+            natsMsg_NakWithDelay(msgs[i], delay / KX_NSEC_PER_MSEC, NULL);
+            kx_metric_inc(w->m->retried);
+            if (i == 0)
+                kx_warn("output %s: delivery failed (attempt %llu of %lld), retry in %lld ms: %s",
+                        name, (unsigned long long)tries, (long long)w->inst.common.max_deliver,
+                        (long long)(delay / KX_NSEC_PER_MSEC), w->out.error);
+            if (delay > pause)
+                pause = delay;
+        }
+    }
+    return pause;
+}
+
+/* Processes one fetched list. Returns the pause before the next fetch. */
+static int64_t process(struct out_worker *w, natsMsgList *list)
+{
+    struct kx_alert *alerts[FETCH_MAX];
+    natsMsg *msgs[FETCH_MAX];
+    size_t n = 0, batch = (size_t)w->inst.common.batch_size;
+    int64_t pause = 0;
+    char err[KX_ALERT_ERR_LEN];
+
+    for (int i = 0; i < list->Count && n < FETCH_MAX; i++) {
+        natsMsg *msg = list->Msgs[i];
+        struct kx_alert *a = kx_alert_parse(natsMsg_GetData(msg),
+                                            (size_t)natsMsg_GetDataLength(msg), err, sizeof(err));
+        if (!a) {
+            /* Only the hub writes KLAXON_EVENTS, so this is someone else's
+             * publish on our subjects: keep it for inspection. */
+            dead_letter(w, msg, NULL, err);
+            continue;
+        }
+        if (a->priority > w->inst.common.minimumpriority) {
+            kx_metric_inc(w->m->filtered);
+            natsMsg_Ack(msg, NULL);
+            kx_alert_free(a);
+            continue;
+        }
+        alerts[n] = a;
+        msgs[n++] = msg;
+    }
+
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < batch ? n - done : batch;
+        if (pause > 0) {
+            /* The endpoint is failing: return the rest for later instead of
+             * hammering it; they come back after the same backoff. */
+            w->out.error[0] = '\0';
+            settle(w, msgs + done, alerts + done, n - done, -EAGAIN);
+            break;
+        }
+        w->out.error[0] = '\0';
+        w->out.retry_after = 0;
+        int rc = w->inst.ops->deliver(&w->out, alerts + done, k);
+        pause = settle(w, msgs + done, alerts + done, k, rc);
+        done += k;
+    }
+    for (size_t i = 0; i < n; i++)
+        kx_alert_free(alerts[i]);
+    /* Pause no longer than a few seconds: the next fetch is the probe. */
+    return pause > 5 * KX_NSEC_PER_SEC ? 5 * KX_NSEC_PER_SEC : pause;
+}
+
+/* Thread "kx-out-<name>". */
+static void *worker_main(void *arg)
+{
+    struct out_worker *w = arg;
+    struct kx_hub *h = w->hub;
+    int64_t last_err_log = 0;
+    char tname[16];
+
+    snprintf(tname, sizeof(tname), "kx-out-%.8s", w->inst.common.name);
+    pthread_setname_np(pthread_self(), tname);
+
+    while (!atomic_load(&h->stopping)) {
+        natsMsgList list = {0};
+        jsErrCode code = 0;
+        int fetch = (int)(w->inst.common.batch_size * 4);
+        if (fetch > FETCH_MAX)
+            fetch = FETCH_MAX;
+        if (fetch < 16)
+            fetch = 16;
+        natsStatus s = natsSubscription_Fetch(&list, w->sub, fetch, 500, &code);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK) {
+            if (kx_monotonic_ns() - last_err_log > 10 * KX_NSEC_PER_SEC) {
+                kx_warn("output %s: fetch failed: %s (retrying)", w->inst.common.name,
+                        natsStatus_GetText(s));
+                last_err_log = kx_monotonic_ns();
+            }
+            nap(h, 250 * KX_NSEC_PER_MSEC);
+            continue;
+        }
+        int64_t pause = process(w, &list);
+        natsMsgList_Destroy(&list);
+        if (pause > 0)
+            nap(h, pause);
+    }
+    return NULL;
+}
+
+static int worker_setup(struct out_worker *w, struct kx_hub *h, const struct kx_config_node *map,
+                        int idx, char *err, size_t errlen)
+{
+    struct kx_diag d = {0};
+    char slug[64];
+    int rc;
+
+    w->hub = h;
+    if (kx_output_instance_init(&w->inst, map, &d)) {
+        snprintf(err, errlen, "%s", d.n ? d.msgs[0] : "bad output");
+        kx_diag_free(&d);
+        return -EINVAL;
+    }
+    if (!w->inst.common.enabled)
+        return 0;
+    kx_slug(w->inst.common.name, slug, sizeof(slug));
+    snprintf(w->durable, sizeof(w->durable), "klaxon-out-%s", slug);
+    snprintf(w->dl_subject, sizeof(w->dl_subject), KX_SUBJ_DEADLETTER ".%s", slug);
+    w->m = &h->metrics.outputs[idx];
+    snprintf(w->m->name, sizeof(w->m->name), "%s", w->inst.common.name);
+
+    w->out.ops = w->inst.ops;
+    w->out.name = w->inst.common.name;
+    w->out.settings = w->inst.settings;
+    if (w->inst.ops->init && (rc = w->inst.ops->init(&w->out, map, &d)) != 0) {
+        snprintf(err, errlen, "output %s: %s", w->inst.common.name,
+                 d.n ? d.msgs[0] : (w->out.error[0] ? w->out.error : strerror(-rc)));
+        kx_diag_free(&d);
+        return rc < 0 ? rc : -EINVAL;
+    }
+    kx_diag_free(&d);
+
+    struct kx_consumer_spec cs = {
+        .stream = KX_STREAM_EVENTS,
+        .durable = w->durable,
+        .filter = KX_SUBJ_EVENTS ".>",
+        .ack_wait = w->inst.common.ack_wait,
+        /* Unlimited on the server: the worker counts attempts itself and
+         * dead-letters, so a message never silently stops being delivered. */
+        .max_deliver = -1,
+        .max_ack_pending = 4 * FETCH_MAX,
+    };
+    if ((rc = kx_bus_ensure_consumer(h->bus, &cs, err, errlen)))
+        return rc;
+
+    jsSubOptions so;
+    jsErrCode code = 0;
+    jsSubOptions_Init(&so);
+    so.Stream = KX_STREAM_EVENTS;
+    so.Consumer = w->durable;
+    natsStatus s = js_PullSubscribe(&w->sub, h->bus->js, cs.filter, w->durable, NULL, &so, &code);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "output %s: cannot bind consumer %s: %s", w->inst.common.name,
+                 w->durable, natsStatus_GetText(s));
+        return kx_bus_errno(s);
+    }
+    return 0;
+}
+
+int kx_fanout_start(struct kx_hub *h, char *err, size_t errlen)
+{
+    struct kx_fanout *f = calloc(1, sizeof(*f));
+    size_t n = 0;
+    int rc = 0;
+
+    if (!f)
+        return -ENOMEM;
+    h->fanout = f;
+    if (h->cfg.outputs)
+        for (const struct kx_config_node *it = h->cfg.outputs->child; it; it = it->next)
+            n++;
+    if (n && !(f->w = calloc(n, sizeof(*f->w))))
+        return -ENOMEM;
+
+    for (const struct kx_config_node *it = h->cfg.outputs ? h->cfg.outputs->child : NULL; it;
+         it = it->next) {
+        struct out_worker *w = &f->w[f->n];
+        int idx = atomic_load(&h->metrics.noutputs);
+        if ((rc = worker_setup(w, h, it, idx, err, errlen))) {
+            f->n++; /* so stop() releases it */
+            return rc;
+        }
+        f->n++;
+        if (!w->inst.common.enabled)
+            continue;
+        atomic_fetch_add(&h->metrics.noutputs, 1);
+        if ((rc = pthread_create(&w->thread, NULL, worker_main, w))) {
+            snprintf(err, errlen, "cannot start output thread: %s", strerror(rc));
+            return -rc;
+        }
+        w->started = true;
+        kx_info("output %s (%s) ready: consumer %s, minimumpriority %s", w->inst.common.name,
+                w->inst.ops->name, w->durable,
+                kx_priority_slug(w->inst.common.minimumpriority));
+    }
+    return 0;
+}
+
+void kx_fanout_stop(struct kx_hub *h)
+{
+    struct kx_fanout *f = h->fanout;
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->w[i].started)
+            pthread_join(f->w[i].thread, NULL);
+    for (size_t i = 0; i < f->n; i++) {
+        struct out_worker *w = &f->w[i];
+        natsSubscription_Destroy(w->sub);
+        if (w->out.ops && w->out.ops->destroy)
+            w->out.ops->destroy(&w->out);
+        kx_output_instance_release(&w->inst);
+    }
+    free(f->w);
+    free(f);
+    h->fanout = NULL;
+}

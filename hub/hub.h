@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hub.h - the hub's configuration and shared state.
+ *
+ * Threads of one hub process:
+ *   main      start-up, signals, shutdown
+ *   kx-ingest fetches raw alerts from KLAXON_ALERTS, dedupes, publishes
+ *             accepted ones to KLAXON_EVENTS, acks (hub/ingest.c)
+ *   kx-dedupe closes dedupe windows and emits aggregates (hub/dedupe.c)
+ *   kx-out-*  one per output: its own durable consumer on KLAXON_EVENTS
+ *             (hub/fanout.c)
+ *   kx-http   the libwebsockets loop: HTTP ingest, health, metrics (hub/api.c)
+ */
+#ifndef KX_HUB_H
+#define KX_HUB_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "config.h"
+#include "metrics.h"
+
+#define KX_HUB_DURABLE "klaxon-hub"   /* the ingest consumer shared by all replicas */
+
+struct kx_hub_config {
+    struct kx_config_doc *doc;   /* owned: keeps the nodes referenced below alive */
+    /* log: */
+    char *log_level;
+    char *log_format;
+    /* nats: */
+    char *nats_url;
+    char *nats_token;
+    char *nats_creds;
+    int64_t replicas;
+    int64_t alerts_max_age;
+    int64_t events_max_age;
+    /* http: */
+    char *http_listen;
+    int64_t http_port;
+    int64_t http_max_body;
+    /* hub: */
+    char *hub_name;              /* replica name; hostname when empty */
+    int64_t fetch_batch;
+    int64_t publish_timeout;
+    int64_t ack_wait;            /* redelivery of raw alerts held by a dead replica */
+    /* dedupe: */
+    bool dedupe_enabled;
+    struct kx_strlist dedupe_keys;
+    int64_t dedupe_window;
+    int64_t dedupe_max_windows;  /* local timer bound; beyond it the sweep closes windows */
+    /* outputs: */
+    const struct kx_config_node *outputs; /* borrowed from doc: a sequence of maps */
+};
+
+/* Loads path (NULL = built-in defaults only) and validates everything,
+ * including each output's settings. 0 or -EINVAL with every problem in d. */
+int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag *d);
+void kx_hub_config_free(struct kx_hub_config *c);
+
+struct kx_dedupe;
+struct kx_fanout;
+struct kx_http_server;
+
+struct kx_hub {
+    struct kx_hub_config cfg;
+    struct kx_bus *bus;            /* thread-safe (nats.c) */
+    struct kx_dedupe *dedupe;
+    struct kx_fanout *fanout;
+    struct kx_http_server *http;
+    struct kx_metrics metrics;     /* atomics, no lock */
+    atomic_bool stopping;          /* set once by main on SIGTERM/SIGINT */
+};
+
+/* hub/ingest.c */
+/* Starts the kx-ingest thread. 0 or -errno with err. */
+int kx_ingest_start(struct kx_hub *h, char *err, size_t errlen);
+void kx_ingest_stop(struct kx_hub *h);   /* joins; call after setting stopping */
+/*
+ * Validates a raw alert body and stores it in KLAXON_ALERTS (HTTP ingest).
+ * Returns 0 with the alert's uuid in uuid_out, -EINVAL with a reason in err
+ * (bad input, HTTP 400), or another negative errno (NATS trouble, HTTP 503).
+ */
+int kx_ingest_submit(struct kx_hub *h, const char *body, size_t len, char *uuid_out,
+                     char *err, size_t errlen);
+
+/* hub/api.c */
+int kx_api_start(struct kx_hub *h, char *err, size_t errlen);
+void kx_api_stop(struct kx_hub *h);
+
+#endif
