@@ -6,6 +6,7 @@
 #   make bench      benchmarks -> bench/RESULTS.md
 #   V=1             verbose commands
 .DELETE_ON_ERROR:
+.SECONDARY:
 .SUFFIXES:
 .DEFAULT_GOAL := all
 

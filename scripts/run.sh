@@ -34,18 +34,20 @@ if port_busy "$HTTP_PORT"; then
     exit 1
 fi
 
-nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/jetstream" >"$work/nats.log" 2>&1 &
+# setsid: Ctrl-C reaches only this script, which stops the daemons in
+# reverse order (sensor, hub, then NATS) so none sees the others vanish.
+setsid nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/jetstream" >"$work/nats.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do port_busy "$NATS_PORT" && break; sleep 0.1; done
 port_busy "$NATS_PORT" || { cat "$work/nats.log" >&2; exit 1; }
 
 export NATS_URL="nats://127.0.0.1:$NATS_PORT" HTTP_PORT
-"$BUILD/bin/klaxon-hub" -c config/hub.yaml &
+setsid "$BUILD/bin/klaxon-hub" -c config/hub.yaml &
 pids+=($!)
 for _ in $(seq 50); do port_busy "$HTTP_PORT" && break; sleep 0.1; done
 
 if [ "$(id -u)" -eq 0 ]; then
-    "$BUILD/bin/klaxon-sensor" -c config/sensor.yaml &
+    setsid "$BUILD/bin/klaxon-sensor" -c config/sensor.yaml &
     pids+=($!)
 else
     echo "klaxon: not root, so the sensor (eBPF) is not started; run 'sudo make run' for it" >&2
