@@ -143,8 +143,20 @@ struct due {
     int64_t deadline;    /* CLOCK_REALTIME ns */
 };
 
+/* The last entry this replica wrote for a key, so a repeat is one CAS round
+ * trip instead of create-fail, get, update. A stale revision only costs a
+ * failed CAS and a re-read, so the cache never decides anything alone. */
+struct cached {
+    char key[KX_DEDUPE_KEY_LEN]; /* "" = empty slot */
+    uint64_t rev;
+    struct kx_buf val;           /* the encoded state as stored */
+};
+
+#define CACHE_SLOTS 4096
+
 struct kx_dedupe {
     struct kx_hub *hub;          /* borrowed */
+    struct cached *cache;        /* CACHE_SLOTS, direct-mapped; kx-ingest only */
     kvStore *kv;                 /* owned; nats.c's kvStore is thread-safe */
     int64_t window;
     pthread_t thread;
@@ -273,6 +285,22 @@ static void schedule(struct kx_dedupe *d, const char *key, int64_t start)
     pthread_mutex_unlock(&d->lock);
 }
 
+static struct cached *cache_slot(struct kx_dedupe *d, const char *key)
+{
+    return &d->cache[kx_hash64(key, strlen(key), 0) % CACHE_SLOTS];
+}
+
+static void cache_put(struct cached *c, const char *key, uint64_t rev, const struct kx_buf *b)
+{
+    kx_buf_reset(&c->val);
+    if (kx_buf_append(&c->val, b->data, b->len)) {
+        c->key[0] = '\0';
+        return;
+    }
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    c->rev = rev;
+}
+
 int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
 {
     char key[KX_DEDUPE_KEY_LEN];
@@ -295,28 +323,38 @@ int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
     fresh.first = json;
     fresh.first_len = strlen(json);
 
+    struct cached *c = cache_slot(d, key);
     for (int tries = 0; tries < CAS_TRIES; tries++) {
         kvEntry *e = NULL;
         struct kx_dedupe_state cur;
         int64_t now = kx_now_ns();
+        uint64_t rev = 0, new_rev = 0;
         int g;
 
-        /* Fast path: a new key is one round trip. */
-        if (tries == 0) {
-            fresh.start = now;
-            kx_buf_reset(&b);
-            if ((rc = kx_dedupe_state_format(&fresh, &b)))
-                goto out;
-            if (kvStore_Create(NULL, d->kv, key, b.data, (int)b.len) == NATS_OK) {
-                schedule(d, key, fresh.start);
-                *accept = true;
-                rc = 0;
+        if (tries == 0 && strcmp(c->key, key) == 0 &&
+            kx_dedupe_state_parse(c->val.data, c->val.len, &cur) == 0) {
+            g = 0; /* cached: cur.first points into c->val until cache_put */
+            rev = c->rev;
+        } else {
+            if (tries == 0) {
+                /* Fast path: a new key is one round trip. */
+                fresh.start = now;
+                kx_buf_reset(&b);
+                if ((rc = kx_dedupe_state_format(&fresh, &b)))
+                    goto out;
+                if (kvStore_Create(&new_rev, d->kv, key, b.data, (int)b.len) == NATS_OK) {
+                    cache_put(c, key, new_rev, &b);
+                    schedule(d, key, fresh.start);
+                    *accept = true;
+                    rc = 0;
+                    goto out;
+                }
+            }
+            if ((g = kv_get(d, key, &e, &cur)) < 0) {
+                rc = g;
                 goto out;
             }
-        }
-        if ((g = kv_get(d, key, &e, &cur)) < 0) {
-            rc = g;
-            goto out;
+            rev = e ? kvEntry_Revision(e) : 0;
         }
         bool close_prev;
         enum kx_dedupe_step step = kx_dedupe_decide(g == 0 ? &cur : NULL, a->uuid, now,
@@ -341,17 +379,18 @@ int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
             kvEntry_Destroy(e);
             goto out;
         }
-        natsStatus s = e ? kvStore_Update(NULL, d->kv, key, b.data, (int)b.len,
-                                          kvEntry_Revision(e))
-                         : kvStore_Create(NULL, d->kv, key, b.data, (int)b.len);
+        natsStatus s = rev ? kvStore_Update(&new_rev, d->kv, key, b.data, (int)b.len, rev)
+                           : kvStore_Create(&new_rev, d->kv, key, b.data, (int)b.len);
         kvEntry_Destroy(e);
         if (s == NATS_OK) {
+            cache_put(c, key, new_rev, &b);
             *accept = step == KX_DEDUPE_OPEN;
             if (*accept)
                 schedule(d, key, next.start);
             rc = 0;
             goto out;
         }
+        c->key[0] = '\0';
         if (s == NATS_TIMEOUT || kx_bus_errno(s) == -ENOTCONN) {
             rc = kx_bus_errno(s);
             goto out;
@@ -364,6 +403,63 @@ out:
     free(json);
     kx_buf_free(&b);
     return rc;
+}
+
+int kx_dedupe_add_repeats(struct kx_dedupe *d, const char *key, uint64_t n)
+{
+    struct cached *c = cache_slot(d, key);
+    struct kx_buf b;
+    int rc = -EAGAIN;
+
+    kx_buf_init(&b, 2 * KX_ALERT_MAX_BYTES);
+    for (int tries = 0; tries < CAS_TRIES; tries++) {
+        kvEntry *e = NULL;
+        struct kx_dedupe_state cur;
+        uint64_t rev, new_rev = 0;
+
+        if (tries == 0 && strcmp(c->key, key) == 0 &&
+            kx_dedupe_state_parse(c->val.data, c->val.len, &cur) == 0) {
+            rev = c->rev;
+        } else {
+            int g = kv_get(d, key, &e, &cur);
+            if (g != 0) {
+                kvEntry_Destroy(e);
+                rc = g < 0 ? g : -ESTALE;
+                break;
+            }
+            rev = kvEntry_Revision(e);
+        }
+        if (!cur.open || kx_now_ns() >= cur.start + d->window) {
+            kvEntry_Destroy(e);
+            rc = -ESTALE;
+            break;
+        }
+        cur.count += n;
+        kx_buf_reset(&b);
+        rc = kx_dedupe_state_format(&cur, &b);
+        natsStatus s = rc ? NATS_NO_MEMORY
+                          : kvStore_Update(&new_rev, d->kv, key, b.data, (int)b.len, rev);
+        kvEntry_Destroy(e);
+        if (s == NATS_OK) {
+            cache_put(c, key, new_rev, &b);
+            rc = 0;
+            break;
+        }
+        c->key[0] = '\0';
+        rc = kx_bus_errno(s);
+        if (rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -ENOMEM)
+            break;
+        rc = -EAGAIN; /* CAS conflict: re-read */
+    }
+    if (rc < 0 && rc != -ESTALE)
+        kx_metric_inc(d->hub->metrics.dedupe_errors);
+    kx_buf_free(&b);
+    return rc;
+}
+
+void kx_dedupe_key_of(const struct kx_dedupe *d, const struct kx_alert *a, char *key)
+{
+    kx_dedupe_key(a, &d->hub->cfg.dedupe_keys, key);
 }
 
 /* Closes every expired open window in the bucket (orphans of dead replicas). */
@@ -430,6 +526,12 @@ int kx_dedupe_start(struct kx_hub *h, char *err, size_t errlen)
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
     h->dedupe = d; /* from here on kx_dedupe_stop() releases it */
+    if (!(d->cache = calloc(CACHE_SLOTS, sizeof(*d->cache)))) {
+        snprintf(err, errlen, "dedupe: out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        kx_buf_init(&d->cache[i].val, 2 * KX_ALERT_MAX_BYTES);
     if (!(d->ring = calloc(d->cap, sizeof(*d->ring)))) {
         snprintf(err, errlen, "dedupe: cannot allocate %zu window timers", d->cap);
         return -ENOMEM;
@@ -474,6 +576,9 @@ void kx_dedupe_stop(struct kx_hub *h)
     if (d->started)
         pthread_join(d->thread, NULL);
     kvStore_Destroy(d->kv);
+    for (size_t i = 0; d->cache && i < CACHE_SLOTS; i++)
+        kx_buf_free(&d->cache[i].val);
+    free(d->cache);
     free(d->ring);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);

@@ -77,4 +77,15 @@ void kx_dedupe_stop(struct kx_hub *h);
  */
 int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept);
 
+/* a's key under this hub's configured fields; key >= KX_DEDUPE_KEY_LEN. */
+void kx_dedupe_key_of(const struct kx_dedupe *d, const struct kx_alert *a, char *key);
+
+/*
+ * Counts n more repeats in key's live window with one compare-and-set (used
+ * for repeats that arrive together in one fetched batch). 0; -ESTALE when
+ * there is no live window (check those alerts one by one instead); or another
+ * negative errno when the store cannot be reached. Runs on the ingest thread.
+ */
+int kx_dedupe_add_repeats(struct kx_dedupe *d, const char *key, uint64_t n);
+
 #endif

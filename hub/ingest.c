@@ -83,27 +83,20 @@ static void ingest_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr 
 }
 
 /*
- * First half of handling one raw alert: validate, dedupe, and start the
- * publish of an accepted one. Returns 1 when the publish is in flight (the
- * ack waits for its result), 0 when done (ack now), <0 to retry (nak).
+ * Dedupes one parsed alert and starts the publish of an accepted one.
+ * Returns 1 when the publish is in flight (the raw alert's ack waits for its
+ * result), 0 when done (ack now), <0 to retry (nak). a stays the caller's.
  */
-static int handle(struct kx_hub *h, natsMsg *msg, struct pending *p)
+static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, struct pending *p)
 {
-    char err[KX_ALERT_ERR_LEN], subject[200];
-    struct kx_alert *a;
+    char subject[200];
     bool accept = true;
     natsMsg *ev = NULL;
     int rc;
 
-    kx_metric_inc(h->metrics.received_nats);
-    a = kx_alert_parse(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), err,
-                       sizeof(err));
-    if (!a)
-        return reject(h, msg, err);
     if ((rc = kx_dedupe_check(h->dedupe, a, &accept)) < 0 || !accept) {
         if (rc == 0)
             kx_metric_inc(h->metrics.deduped);
-        kx_alert_free(a);
         return rc;
     }
     char *json = kx_alert_to_json(a);
@@ -121,13 +114,26 @@ static int handle(struct kx_hub *h, natsMsg *msg, struct pending *p)
         s = js_PublishMsgAsync(ingest_js, &ev, &po);
     natsMsg_Destroy(ev); /* no-op when the library took it */
     free(json);
-    kx_alert_free(a);
     if (s != NATS_OK) {
         kx_metric_inc(h->metrics.publish_errors);
         kx_warn("ingest: cannot publish event: %s", natsStatus_GetText(s));
         return kx_bus_errno(s);
     }
     return 1;
+}
+
+/* Acts on handle()'s verdict for one raw alert. */
+static void conclude(natsMsg *m, int rc, const struct pending *p)
+{
+    if (rc == 1) {
+        pthread_mutex_lock(&batch.lock);
+        batch.v[batch.n++] = *p;
+        pthread_mutex_unlock(&batch.lock);
+    } else if (rc == 0) {
+        natsMsg_Ack(m, NULL);
+    } else {
+        natsMsg_NakWithDelay(m, 1000, NULL);
+    }
 }
 
 /* Second half: wait for the stream's acks of the batch, then ack or nak
@@ -159,6 +165,88 @@ static void settle_batch(struct kx_hub *h)
     pthread_mutex_unlock(&batch.lock);
 }
 
+/* One fetched raw alert. */
+struct item {
+    struct kx_alert *alert;          /* owned; NULL when rejected */
+    char key[KX_DEDUPE_KEY_LEN];
+    int leader;                      /* index of the first alert with this key, or -1 */
+};
+
+/*
+ * Handles a fetched batch. A flood is what dedupe is for, so repeats of one
+ * key inside the batch are not checked one by one: the first goes through
+ * the full check, the rest are counted with one compare-and-set after it
+ * (kx_dedupe_add_repeats), falling back to one by one if its window ended.
+ */
+static void process_batch(struct kx_hub *h, natsMsgList *list)
+{
+    char err[KX_ALERT_ERR_LEN];
+    struct item *it = calloc((size_t)list->Count, sizeof(*it));
+    int *verdict = calloc((size_t)list->Count, sizeof(*verdict));
+
+    if (!it || !verdict) {
+        for (int i = 0; i < list->Count; i++)
+            natsMsg_NakWithDelay(list->Msgs[i], 1000, NULL);
+        goto out;
+    }
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *m = list->Msgs[i];
+        kx_metric_inc(h->metrics.received_nats);
+        it[i].leader = -1;
+        it[i].alert = kx_alert_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), err,
+                                     sizeof(err));
+        if (!it[i].alert) {
+            conclude(m, reject(h, m, err), NULL);
+            continue;
+        }
+        if (!h->dedupe)
+            continue;
+        kx_dedupe_key_of(h->dedupe, it[i].alert, it[i].key);
+        for (int j = 0; j < i; j++) {
+            if (it[j].alert && it[j].leader < 0 && strcmp(it[j].key, it[i].key) == 0) {
+                it[i].leader = j;
+                break;
+            }
+        }
+    }
+    /* Leaders and singles, in order. */
+    for (int i = 0; i < list->Count; i++) {
+        struct pending p = {0};
+        if (!it[i].alert || it[i].leader >= 0)
+            continue;
+        verdict[i] = handle(h, list->Msgs[i], it[i].alert, &p);
+        conclude(list->Msgs[i], verdict[i], &p);
+    }
+    /* Followers: one counted update per key, after its leader. */
+    for (int i = 0; i < list->Count; i++) {
+        if (!it[i].alert || it[i].leader >= 0)
+            continue;
+        uint64_t n = 0;
+        for (int j = i + 1; j < list->Count; j++)
+            n += it[j].alert && it[j].leader == i;
+        if (n == 0)
+            continue;
+        int rc = verdict[i] < 0 ? verdict[i] : kx_dedupe_add_repeats(h->dedupe, it[i].key, n);
+        for (int j = i + 1; j < list->Count; j++) {
+            if (!it[j].alert || it[j].leader != i)
+                continue;
+            struct pending p = {0};
+            if (rc == -ESTALE) {
+                conclude(list->Msgs[j], handle(h, list->Msgs[j], it[j].alert, &p), &p);
+            } else {
+                if (rc == 0)
+                    kx_metric_inc(h->metrics.deduped);
+                conclude(list->Msgs[j], rc, &p);
+            }
+        }
+    }
+out:
+    for (int i = 0; it && i < list->Count; i++)
+        kx_alert_free(it[i].alert);
+    free(it);
+    free(verdict);
+}
+
 /* Thread kx-ingest. */
 static void *ingest_main(void *arg)
 {
@@ -183,20 +271,7 @@ static void *ingest_main(void *arg)
         }
         /* Finish the fetched batch even when stopping: each is acked or
          * nak'ed, so a shutdown never waits for AckWait. */
-        for (int i = 0; i < list.Count; i++) {
-            natsMsg *m = list.Msgs[i];
-            struct pending p = {0};
-            int rc = handle(h, m, &p);
-            if (rc == 1) {
-                pthread_mutex_lock(&batch.lock);
-                batch.v[batch.n++] = p;
-                pthread_mutex_unlock(&batch.lock);
-            } else if (rc == 0) {
-                natsMsg_Ack(m, NULL);
-            } else {
-                natsMsg_NakWithDelay(m, 1000, NULL);
-            }
-        }
+        process_batch(h, &list);
         settle_batch(h);
         natsMsgList_Destroy(&list);
     }
