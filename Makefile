@@ -9,6 +9,7 @@
 .SECONDARY:
 .SUFFIXES:
 .DEFAULT_GOAL := all
+SHELL := /bin/bash
 
 BUILD   ?= build
 VERSION := 0.1.0
@@ -24,7 +25,7 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-a
 CPPFLAGS += -Ilib -Ihub -Ioutputs -I$(BUILD)/gen -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\" -MMD -MP
 LDLIBS_COMMON = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifneq ($(SAN),)
-CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
+CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)
 endif
 
@@ -45,7 +46,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIBKX      := $(BUILD)/lib/libklaxon.a
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
-.PHONY: all deps hub sensor test unit integration run bench clean format lint
+.PHONY: all deps hub sensor test unit unit-san fuzz integration run bench clean format lint
 all: hub sensor
 
 deps:
@@ -104,12 +105,35 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBKX) $(HUB_CORE) $(SENSOR_CORE) | deps
 unit: $(UNIT_BIN)
 	$(Q)set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The unit tests again under AddressSanitizer + UBSan (a build of its own).
+unit-san:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=address,undefined unit
+
+# libFuzzer targets, one per parser; new inputs go to build/, seeds stay put.
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 10
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Ilib -Ihub -Ioutputs -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\"
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) hub/dedupe.c $(wildcard lib/*.h hub/*.h) | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  FUZZ    $@")
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $< $(LIB_SRC) hub/dedupe.c -o $@ $(LDLIBS_COMMON)
+
+fuzz: $(FUZZ_BIN)
+	$(Q)set -e; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	    echo "== $$t ($(FUZZ_SECONDS)s)"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+	        $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' || true; \
+	    test $${PIPESTATUS[0]} -eq 0; done
+
 integration: all
 	$(Q)bash scripts/test-deps.sh
 	$(Q)cd tests/integration && KX_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: all
 	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory unit-san
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),5)
 	$(Q)$(MAKE) --no-print-directory integration
 
 run: all

@@ -54,6 +54,10 @@ int kx_dedupe_state_parse(const char *v, size_t len, struct kx_dedupe_state *st)
                &n) != 5 ||
         head[n] != '\0' || (open != 0 && open != 1))
         return -EINVAL;
+    /* Anyone with access to the bucket can write it: keep start + window
+     * arithmetic far from overflow. */
+    if (start < 0 || start > INT64_MAX / 2)
+        return -EINVAL;
     st->open = open;
     st->start = start;
     st->count = count;

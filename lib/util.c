@@ -122,7 +122,11 @@ int kx_time_parse(const char *s, int64_t *ns)
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
                     .tm_hour = h, .tm_min = mi, .tm_sec = sec};
     time_t t = timegm(&tm);
-    *ns = ((int64_t)t - offset) * KX_NSEC_PER_SEC + frac;
+    /* int64 nanoseconds span 1677..2262: refuse what does not fit. */
+    int64_t secs = (int64_t)t - offset;
+    if (secs <= INT64_MIN / KX_NSEC_PER_SEC || secs >= INT64_MAX / KX_NSEC_PER_SEC)
+        return -EINVAL;
+    *ns = secs * KX_NSEC_PER_SEC + frac;
     return 0;
 }
 

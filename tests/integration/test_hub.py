@@ -372,3 +372,23 @@ def test_env_overrides_config(build, nats, sink, tmp_path):
         sink.wait_for(lambda xs: len(xs) == 1)
     finally:
         h.kill()
+
+
+def test_aggregate_survives_owner_crash(hub, sink):
+    """The replica that opened a window dies before closing it: the restarted
+    hub's sweep still emits the aggregate with every repeat counted."""
+    h = hub(dedupe={"enabled": True, "window": "2s"})
+    first = falco_alert()
+    assert h.post(first)[0] == 200
+    sink.wait_for(lambda xs: len(xs) == 1)
+    for _ in range(3):
+        assert h.post(falco_alert())[0] == 200
+    wait_for(lambda: h.metric("klaxon_alerts_deduped_total") == 3, 5, what="repeats counted")
+    h.kill()
+    time.sleep(2.5)          # the window ends while no hub is alive
+    h.start()
+    got = sink.wait_for(lambda xs: any("klaxon_aggregate" in x.get("tags", []) for x in xs), 10)
+    agg = [x for x in got if "klaxon_aggregate" in x.get("tags", [])]
+    assert len(agg) == 1
+    assert agg[0]["output_fields"]["klaxon.repeats"] == 3
+    assert agg[0]["output_fields"]["klaxon.first_uuid"] == first["uuid"]

@@ -226,6 +226,10 @@ static void test_time(void **st)
     assert_int_equal(kx_time_parse("2026-11-22T10:01:02.Z", &ns), -EINVAL);
     assert_int_equal(kx_time_parse("2026-11-22T25:01:02Z", &ns), -EINVAL);
     assert_int_equal(kx_time_parse("2026-11-22T10:01:02Zx", &ns), -EINVAL);
+    /* Outside what int64 nanoseconds hold: refused, not overflowed. */
+    assert_int_equal(kx_time_parse("9999-12-31T23:59:59Z", &ns), -EINVAL);
+    assert_int_equal(kx_time_parse("0000-01-01T00:00:00Z", &ns), -EINVAL);
+    assert_int_equal(kx_time_parse("2262-01-01T00:00:00Z", &ns), 0);
     kx_time_format(1234567890123456789LL, buf, sizeof(buf));
     assert_string_equal(buf, "2009-02-13T23:31:30.123456789Z");
     assert_int_equal(kx_time_parse(buf, &ns), 0);

@@ -82,7 +82,8 @@ static void test_state_roundtrip(void **st)
     kx_buf_free(&b);
 
     static const char *bad[] = {"", "v1 1 2 3 u o", "v2 1 2 3 u o\n{}", "v1 7 2 3 u o\n{}",
-                                "v1 1 x 3 u o\n{}", "v1 1 2 3 u o extra\n{}"};
+                                "v1 1 x 3 u o\n{}", "v1 1 2 3 u o extra\n{}",
+                                "v1 1 -5 3 u o\n{}", "v1 1 9223372036854775000 3 u o\n{}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(kx_dedupe_state_parse(bad[i], strlen(bad[i]), &r), -EINVAL);
 }
