@@ -122,7 +122,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) hub/dedupe.c $(wildcard lib/*.h hub/*
 fuzz: $(FUZZ_BIN)
 	$(Q)set -e; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	    echo "== $$t ($(FUZZ_SECONDS)s)"; \
-	    $$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=$(BUILD)/fuzz/ -rss_limit_mb=2048 -print_final_stats=1 \
 	        $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' || true; \
 	    test $${PIPESTATUS[0]} -eq 0; done
 
