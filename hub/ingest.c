@@ -365,6 +365,16 @@ int kx_ingest_submit(struct kx_hub *h, const char *body, size_t len, char *uuid_
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    /* The publish below runs on the HTTP thread: while NATS is away, answer
+     * 503 at once instead of stalling every request (health, metrics) for
+     * publish_timeout. The sender may retry; nothing was stored. */
+    if (!kx_bus_connected(h->bus)) {
+        free(json);
+        kx_alert_free(a);
+        kx_metric_inc(h->metrics.publish_errors);
+        snprintf(err, errlen, "NATS is not connected; the alert was not stored, retry later");
+        return -ENOTCONN;
+    }
     kx_slug(a->hostname[0] ? a->hostname : "http", host, sizeof(host));
     snprintf(subject, sizeof(subject), KX_SUBJ_ALERTS ".%s", host);
     rc = kx_bus_publish(h->bus, subject, json, strlen(json), a->uuid, NULL, NULL,
