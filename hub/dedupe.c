@@ -156,12 +156,17 @@ struct cached {
     struct kx_buf val;           /* the encoded state as stored */
 };
 
-#define CACHE_SLOTS 4096
+#define CACHE_SLOTS 8192
+#define CACHE_MAX_VALUE 4096   /* larger records are not cached: <= 32 MiB in all */
 
 struct kx_dedupe {
     struct kx_hub *hub;          /* borrowed */
     struct cached *cache;        /* CACHE_SLOTS, direct-mapped; kx-ingest only */
     kvStore *kv;                 /* owned; nats.c's kvStore is thread-safe */
+    jsCtx *js_async;             /* owned: batched CAS writes, acks to dedupe_on_puback */
+    pthread_mutex_t ops_lock;    /* guards ops/nops while a batch is in flight */
+    struct kx_dedupe_op *ops;    /* the batch in flight (borrowed from the caller) */
+    size_t nops;
     int64_t window;
     pthread_t thread;
     bool started;
@@ -305,7 +310,19 @@ static void cache_put(struct cached *c, const char *key, uint64_t rev, const str
     c->rev = rev;
 }
 
+static int check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept, bool try_create);
+
 int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
+{
+    return check(d, a, accept, true);
+}
+
+int kx_dedupe_recheck(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
+{
+    return check(d, a, accept, false);
+}
+
+static int check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept, bool try_create)
 {
     char key[KX_DEDUPE_KEY_LEN];
     struct kx_buf b;
@@ -340,7 +357,7 @@ int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
             g = 0; /* cached: cur.first points into c->val until cache_put */
             rev = c->rev;
         } else {
-            if (tries == 0) {
+            if (tries == 0 && try_create) {
                 /* Fast path: a new key is one round trip. */
                 fresh.start = now;
                 kx_buf_reset(&b);
@@ -466,6 +483,137 @@ void kx_dedupe_key_of(const struct kx_dedupe *d, const struct kx_alert *a, char 
     kx_dedupe_key(a, &d->hub->cfg.dedupe_keys, key);
 }
 
+/* Runs on a nats.c thread for every batched CAS write. Leaders of a batch
+ * have distinct keys, so the subject identifies the op. */
+static void dedupe_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *arg)
+{
+    struct kx_dedupe *d = arg;
+    const char *key = natsMsg_GetSubject(msg) + strlen("$KV." KX_KV_DEDUPE ".");
+
+    pthread_mutex_lock(&d->ops_lock);
+    for (size_t i = 0; i < d->nops; i++) {
+        struct kx_dedupe_op *op = &d->ops[i];
+        if (op->pending && strcmp(op->key, key) == 0) {
+            op->pending = false;
+            op->stored_rev = pa ? pa->Sequence : 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->ops_lock);
+    natsMsg_Destroy(msg);
+}
+
+/* Prepares op's first attempt from the cache; false = leave it to the
+ * synchronous path (cache miss handled as a create here). */
+static bool op_prepare(struct kx_dedupe *d, struct kx_dedupe_op *op, int64_t now)
+{
+    struct cached *c = cache_slot(d, op->key);
+    struct kx_dedupe_state cur, next = {.open = true, .start = now};
+    enum kx_dedupe_step step = KX_DEDUPE_OPEN;
+    bool close_prev = false;
+    char *json = NULL;
+    int rc;
+
+    op->expect = 0;
+    if (strcmp(c->key, op->key) == 0 && kx_dedupe_state_parse(c->val.data, c->val.len, &cur) == 0) {
+        step = kx_dedupe_decide(&cur, op->alert->uuid, now, d->window, &close_prev);
+        if (step == KX_DEDUPE_REDELIVERY) {
+            op->result = 1;
+            return true;
+        }
+        if (close_prev)
+            return false; /* an aggregate to emit first: the careful path */
+        op->expect = c->rev;
+        if (step == KX_DEDUPE_REPEAT) {
+            next = cur;
+            next.count++;
+        }
+    }
+    op->opens = step == KX_DEDUPE_OPEN;
+    op->start = next.start;
+    kx_buf_reset(&op->val);
+    if (op->opens) {
+        snprintf(next.uuid, sizeof(next.uuid), "%s", op->alert->uuid);
+        snprintf(next.owner, sizeof(next.owner), "%s", d->hub->cfg.hub_name);
+        if (!(json = kx_alert_to_json(op->alert)))
+            return false;
+        next.first = json;
+        next.first_len = strlen(json);
+    }
+    rc = kx_dedupe_state_format(&next, &op->val);
+    free(json);
+    return rc == 0;
+}
+
+void kx_dedupe_check_many(struct kx_dedupe *d, struct kx_dedupe_op *ops, size_t n)
+{
+    char subject[64], seq[24];
+    int64_t now = kx_now_ns();
+
+    pthread_mutex_lock(&d->ops_lock);
+    d->ops = ops;
+    d->nops = n;
+    pthread_mutex_unlock(&d->ops_lock);
+    for (size_t i = 0; i < n; i++) {
+        struct kx_dedupe_op *op = &ops[i];
+        natsMsg *m = NULL;
+        op->result = -EAGAIN;
+        op->pending = false;
+        op->stored_rev = 0;
+        kx_dedupe_key_of(d, op->alert, op->key);
+        if (!op_prepare(d, op, now) || op->result == 1)
+            continue;
+        snprintf(subject, sizeof(subject), "$KV." KX_KV_DEDUPE ".%s", op->key);
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)op->expect);
+        pthread_mutex_lock(&d->ops_lock);
+        op->pending = true;
+        pthread_mutex_unlock(&d->ops_lock);
+        natsStatus s = natsMsg_Create(&m, subject, NULL, op->val.data, (int)op->val.len);
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", seq);
+        if (s == NATS_OK)
+            s = js_PublishMsgAsync(d->js_async, &m, NULL);
+        natsMsg_Destroy(m);
+        if (s != NATS_OK) {
+            pthread_mutex_lock(&d->ops_lock);
+            op->pending = false;
+            pthread_mutex_unlock(&d->ops_lock);
+        }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = d->hub->cfg.publish_timeout / KX_NSEC_PER_MSEC;
+    if (js_PublishAsyncComplete(d->js_async, &po) != NATS_OK) {
+        natsMsgList late = {0};
+        if (js_PublishAsyncGetPendingList(&late, d->js_async) == NATS_OK)
+            natsMsgList_Destroy(&late);
+    }
+    pthread_mutex_lock(&d->ops_lock);
+    for (size_t i = 0; i < n; i++) {
+        struct kx_dedupe_op *op = &ops[i];
+        struct cached *c = cache_slot(d, op->key);
+        if (op->result == 1)
+            continue; /* redelivery, decided without a write */
+        if (op->pending || op->stored_rev == 0) {
+            /* Lost the CAS (another replica wrote first) or no answer: the
+             * synchronous path re-reads and decides. */
+            op->pending = false;
+            if (strcmp(c->key, op->key) == 0)
+                c->key[0] = '\0';
+            op->result = -EAGAIN;
+            continue;
+        }
+        cache_put(c, op->key, op->stored_rev, &op->val);
+        op->result = op->opens ? 1 : 0;
+    }
+    d->ops = NULL;
+    d->nops = 0;
+    pthread_mutex_unlock(&d->ops_lock);
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].result == 1 && ops[i].opens && ops[i].stored_rev)
+            schedule(d, ops[i].key, ops[i].start);
+}
+
 /* Closes every expired open window in the bucket (orphans of dead replicas). */
 static void sweep(struct kx_dedupe *d)
 {
@@ -528,6 +676,7 @@ int kx_dedupe_start(struct kx_hub *h, char *err, size_t errlen)
     d->window = h->cfg.dedupe_window;
     d->cap = (size_t)(h->cfg.dedupe_max_windows > 0 ? h->cfg.dedupe_max_windows : 1);
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->ops_lock, NULL);
     pthread_cond_init(&d->cond, NULL);
     h->dedupe = d; /* from here on kx_dedupe_stop() releases it */
     if (!(d->cache = calloc(CACHE_SLOTS, sizeof(*d->cache)))) {
@@ -535,7 +684,7 @@ int kx_dedupe_start(struct kx_hub *h, char *err, size_t errlen)
         return -ENOMEM;
     }
     for (size_t i = 0; i < CACHE_SLOTS; i++)
-        kx_buf_init(&d->cache[i].val, 2 * KX_ALERT_MAX_BYTES);
+        kx_buf_init(&d->cache[i].val, CACHE_MAX_VALUE);
     if (!(d->ring = calloc(d->cap, sizeof(*d->ring)))) {
         snprintf(err, errlen, "dedupe: cannot allocate %zu window timers", d->cap);
         return -ENOMEM;
@@ -556,6 +705,16 @@ int kx_dedupe_start(struct kx_hub *h, char *err, size_t errlen)
     }
     if (s != NATS_OK) {
         snprintf(err, errlen, "dedupe: cannot open KV bucket %s: %s", KX_KV_DEDUPE,
+                 natsStatus_GetText(s));
+        return kx_bus_errno(s);
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.AckHandler = dedupe_on_puback;
+    jo.PublishAsync.AckHandlerClosure = d;
+    jo.PublishAsync.MaxPending = h->cfg.fetch_batch;
+    if ((s = natsConnection_JetStream(&d->js_async, h->bus->nc, &jo)) != NATS_OK) {
+        snprintf(err, errlen, "dedupe: cannot create JetStream context: %s",
                  natsStatus_GetText(s));
         return kx_bus_errno(s);
     }
@@ -580,6 +739,8 @@ void kx_dedupe_stop(struct kx_hub *h)
     if (d->started)
         pthread_join(d->thread, NULL);
     kvStore_Destroy(d->kv);
+    jsCtx_Destroy(d->js_async);
+    pthread_mutex_destroy(&d->ops_lock);
     for (size_t i = 0; d->cache && i < CACHE_SLOTS; i++)
         kx_buf_free(&d->cache[i].val);
     free(d->cache);

@@ -77,6 +77,35 @@ void kx_dedupe_stop(struct kx_hub *h);
  */
 int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept);
 
+/* kx_dedupe_check for an alert whose key is known to exist (its batched
+ * attempt lost): skips the create-first fast path. */
+int kx_dedupe_recheck(struct kx_dedupe *d, const struct kx_alert *a, bool *accept);
+
+/* One alert of a batch for kx_dedupe_check_many. */
+struct kx_dedupe_op {
+    const struct kx_alert *alert;     /* in, borrowed */
+    int result;                       /* out: 1 accept, 0 counted repeat, -EAGAIN: decide
+                                       * with kx_dedupe_recheck (lost a race, no answer,
+                                       * or an aggregate to emit first) */
+    /* private to dedupe.c */
+    char key[KX_DEDUPE_KEY_LEN];
+    struct kx_buf val;                /* the state written; init with kx_buf_init, free after */
+    uint64_t expect;                  /* CAS: expected last sequence of the key, 0 = create */
+    uint64_t stored_rev;              /* set by the ack: the new revision, 0 = not stored */
+    int64_t start;
+    bool opens;
+    bool pending;                     /* waiting for its ack (under the dedupe's ops lock) */
+};
+
+/*
+ * The first compare-and-set attempt for a batch of alerts with pairwise
+ * distinct keys, written to NATS together instead of one round trip each.
+ * Alerts whose attempt lost a race, needed an aggregate emitted first, or got
+ * no answer come back with -EAGAIN for the one-by-one path. Runs on the
+ * ingest thread.
+ */
+void kx_dedupe_check_many(struct kx_dedupe *d, struct kx_dedupe_op *ops, size_t n);
+
 /* a's key under this hub's configured fields; key >= KX_DEDUPE_KEY_LEN. */
 void kx_dedupe_key_of(const struct kx_dedupe *d, const struct kx_alert *a, char *key);
 

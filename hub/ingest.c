@@ -82,6 +82,9 @@ static void ingest_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr 
     natsMsg_Destroy(msg);
 }
 
+static int publish_event(natsMsg *msg, const struct kx_alert *a, struct pending *p,
+                         int64_t timeout);
+
 /*
  * Dedupes one parsed alert and starts the publish of an accepted one.
  * Returns 1 when the publish is in flight (the raw alert's ack waits for its
@@ -89,16 +92,29 @@ static void ingest_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr 
  */
 static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, struct pending *p)
 {
-    char subject[200];
     bool accept = true;
-    natsMsg *ev = NULL;
     int rc;
 
-    if ((rc = kx_dedupe_check(h->dedupe, a, &accept)) < 0 || !accept) {
+    /* Only reached after the batched attempt, so the key may well exist. */
+    if ((rc = kx_dedupe_recheck(h->dedupe, a, &accept)) < 0 || !accept) {
         if (rc == 0)
             kx_metric_inc(h->metrics.deduped);
         return rc;
     }
+    rc = publish_event(msg, a, p, h->cfg.publish_timeout);
+    if (rc < 0)
+        kx_metric_inc(h->metrics.publish_errors);
+    return rc;
+}
+
+/* Starts the asynchronous publish of an accepted alert to KLAXON_EVENTS.
+ * 1 in flight, or a negative errno. */
+static int publish_event(natsMsg *msg, const struct kx_alert *a, struct pending *p,
+                         int64_t timeout)
+{
+    char subject[200];
+    natsMsg *ev = NULL;
+
     char *json = kx_alert_to_json(a);
     event_subject(a, subject, sizeof(subject));
     snprintf(p->uuid, sizeof(p->uuid), "%s", a->uuid);
@@ -107,7 +123,7 @@ static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, stru
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = p->uuid; /* a redelivered raw alert is stored once */
-    po.MaxWait = h->cfg.publish_timeout / KX_NSEC_PER_MSEC;
+    po.MaxWait = timeout / KX_NSEC_PER_MSEC;
     natsStatus s = json ? natsMsg_Create(&ev, subject, NULL, json, (int)strlen(json))
                         : NATS_NO_MEMORY;
     if (s == NATS_OK)
@@ -115,7 +131,6 @@ static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, stru
     natsMsg_Destroy(ev); /* no-op when the library took it */
     free(json);
     if (s != NATS_OK) {
-        kx_metric_inc(h->metrics.publish_errors);
         kx_warn("ingest: cannot publish event: %s", natsStatus_GetText(s));
         return kx_bus_errno(s);
     }
@@ -183,8 +198,10 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
     char err[KX_ALERT_ERR_LEN];
     struct item *it = calloc((size_t)list->Count, sizeof(*it));
     int *verdict = calloc((size_t)list->Count, sizeof(*verdict));
+    int *op_of = calloc((size_t)list->Count, sizeof(*op_of));
+    struct kx_dedupe_op *ops = calloc((size_t)list->Count, sizeof(*ops));
 
-    if (!it || !verdict) {
+    if (!it || !verdict || !op_of || !ops) {
         for (int i = 0; i < list->Count; i++)
             natsMsg_NakWithDelay(list->Msgs[i], 1000, NULL);
         goto out;
@@ -209,14 +226,38 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
             }
         }
     }
-    /* Leaders and singles, in order. */
+    /* Leaders and singles, in order; their first dedupe attempt is written
+     * to NATS for the whole batch at once. */
+    int nops = 0;
+    if (h->dedupe) {
+        for (int i = 0; i < list->Count; i++) {
+            if (!it[i].alert || it[i].leader >= 0)
+                continue;
+            ops[nops].alert = it[i].alert;
+            kx_buf_init(&ops[nops].val, 2 * KX_ALERT_MAX_BYTES);
+            op_of[i] = nops++;
+        }
+        kx_dedupe_check_many(h->dedupe, ops, (size_t)nops);
+    }
     for (int i = 0; i < list->Count; i++) {
         struct pending p = {0};
         if (!it[i].alert || it[i].leader >= 0)
             continue;
-        verdict[i] = handle(h, list->Msgs[i], it[i].alert, &p);
+        int r = h->dedupe ? ops[op_of[i]].result : 1;
+        if (r == 1) {
+            verdict[i] = publish_event(list->Msgs[i], it[i].alert, &p, h->cfg.publish_timeout);
+            if (verdict[i] < 0)
+                kx_metric_inc(h->metrics.publish_errors);
+        } else if (r == 0) {
+            kx_metric_inc(h->metrics.deduped);
+            verdict[i] = 0;
+        } else {
+            verdict[i] = handle(h, list->Msgs[i], it[i].alert, &p);
+        }
         conclude(list->Msgs[i], verdict[i], &p);
     }
+    for (int k = 0; k < nops; k++)
+        kx_buf_free(&ops[k].val);
     /* Followers: one counted update per key, after its leader. */
     for (int i = 0; i < list->Count; i++) {
         if (!it[i].alert || it[i].leader >= 0)
@@ -245,6 +286,8 @@ out:
         kx_alert_free(it[i].alert);
     free(it);
     free(verdict);
+    free(op_of);
+    free(ops);
 }
 
 /* Thread kx-ingest. */
