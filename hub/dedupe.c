@@ -529,6 +529,7 @@ static bool op_prepare(struct kx_dedupe *d, struct kx_dedupe_op *op, int64_t now
             next.count++;
         }
     }
+    next.count += op->extra; /* a new window's count starts with them */
     op->opens = step == KX_DEDUPE_OPEN;
     op->start = next.start;
     kx_buf_reset(&op->val);
@@ -560,6 +561,7 @@ void kx_dedupe_check_many(struct kx_dedupe *d, struct kx_dedupe_op *ops, size_t 
         op->result = -EAGAIN;
         op->pending = false;
         op->stored_rev = 0;
+        op->counted = false;
         kx_dedupe_key_of(d, op->alert, op->key);
         if (!op_prepare(d, op, now) || op->result == 1)
             continue;
@@ -605,6 +607,7 @@ void kx_dedupe_check_many(struct kx_dedupe *d, struct kx_dedupe_op *ops, size_t 
         }
         cache_put(c, op->key, op->stored_rev, &op->val);
         op->result = op->opens ? 1 : 0;
+        op->counted = true;
     }
     d->ops = NULL;
     d->nops = 0;

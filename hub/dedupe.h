@@ -84,6 +84,9 @@ int kx_dedupe_recheck(struct kx_dedupe *d, const struct kx_alert *a, bool *accep
 /* One alert of a batch for kx_dedupe_check_many. */
 struct kx_dedupe_op {
     const struct kx_alert *alert;     /* in, borrowed */
+    uint64_t extra;                   /* in: repeats of this key behind it in the batch,
+                                       * counted in the same write when it succeeds */
+    bool counted;                     /* out: extra was counted */
     int result;                       /* out: 1 accept, 0 counted repeat, -EAGAIN: decide
                                        * with kx_dedupe_recheck (lost a race, no answer,
                                        * or an aggregate to emit first) */

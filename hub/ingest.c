@@ -234,6 +234,8 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
             if (!it[i].alert || it[i].leader >= 0)
                 continue;
             ops[nops].alert = it[i].alert;
+            for (int j = i + 1; j < list->Count; j++)
+                ops[nops].extra += it[j].alert && it[j].leader == i;
             kx_buf_init(&ops[nops].val, 2 * KX_ALERT_MAX_BYTES);
             op_of[i] = nops++;
         }
@@ -267,7 +269,11 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
             n += it[j].alert && it[j].leader == i;
         if (n == 0)
             continue;
-        int rc = verdict[i] < 0 ? verdict[i] : kx_dedupe_add_repeats(h->dedupe, it[i].key, n);
+        /* Counted with the leader's write: done, even if the leader's own
+         * publish failed (recounting them on redelivery would double them). */
+        int rc = ops[op_of[i]].counted ? 0
+                 : verdict[i] < 0      ? verdict[i]
+                                       : kx_dedupe_add_repeats(h->dedupe, it[i].key, n);
         for (int j = i + 1; j < list->Count; j++) {
             if (!it[j].alert || it[j].leader != i)
                 continue;
