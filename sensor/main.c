@@ -4,23 +4,23 @@
  *
  *   main        polls the BPF ring buffer, attributes and matches events,
  *               queues alerts (never waits for NATS); handles SIGTERM/SIGINT
- *   kx-connect  connects to NATS (however long that takes), then ensures the
- *               stream if asked to, and exits
  *   kx-publish  publishes queued alerts to JetStream, retrying with the same
  *               Nats-Msg-Id (publisher.c)
+ *
+ * NATS may be down at start: kx_bus_connect() then returns at once and nats.c
+ * keeps connecting on its own threads (logging when it gets through); until
+ * then the publisher sees "not connected" and keeps the alerts queued.
  *
  * Shutdown: detach the BPF programs first (no new events), give the
  * publisher at most KX_DRAIN_NS to flush, report what was lost, exit 0.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bus.h"
@@ -44,163 +44,39 @@ static void sensor_on_signal(int sig)
 }
 
 /*
- * The NATS connection, made on its own thread: with retry-on-failed-connect
- * and no connected callback, natsConnection_Connect() blocks until a server
- * answers, and the sensor must detect (and queue) from the first second
- * whether NATS is up or not. The publisher reaches the bus through
- * link_send/link_ready, which see "not connected" until it exists.
+ * What kx-publish needs besides the queue. NATS may still be down when the
+ * publisher starts, so KLAXON_ALERTS is ensured (sensor.ensure_stream) the
+ * first time the publisher finds the bus connected, before its first publish.
  */
-struct sensor_link {
-    struct kx_bus_opts opts; /* immutable; strings borrowed from the config */
-    bool ensure_stream;      /* immutable */
-    pthread_t thread;        /* kx-connect */
-    bool started;            /* main thread only */
-    pthread_mutex_t lock;
-    struct kx_bus *bus; /* lock; owned, NULL until kx_bus_connect returned */
-    bool done;          /* lock; the thread has finished */
-    bool failed;        /* lock; kx_bus_connect failed for good (bad options) */
-    bool stopping;      /* lock; main is shutting down */
+struct sensor_nats {
+    struct kx_bus *bus; /* owned by main, closed after the publisher stopped */
+    bool ensure_stream; /* kx-publish only: KLAXON_ALERTS still to be ensured */
 };
 
-static bool link_stopping(struct sensor_link *l)
+/* kx_publisher_ready_fn, on kx-publish. */
+static bool sensor_on_ready(void *ctx)
 {
-    bool s;
-
-    pthread_mutex_lock(&l->lock);
-    s = l->stopping;
-    pthread_mutex_unlock(&l->lock);
-    return s;
-}
-
-/* Runs on kx-connect. */
-static void *link_on_thread(void *arg)
-{
-    struct sensor_link *l = arg;
-    struct timespec tick = {0, 100 * 1000 * 1000};
-    struct kx_bus *bus;
+    struct sensor_nats *n = ctx;
+    struct kx_stream_spec ss = {.name = KX_STREAM_ALERTS, .subjects = KX_SUBJ_ALERTS ".>"};
     char err[512];
 
-    bus = kx_bus_connect(&l->opts, err, sizeof(err));
-    if (!bus) {
-        kx_error("%s", err);
-        pthread_mutex_lock(&l->lock);
-        l->failed = l->done = true;
-        pthread_mutex_unlock(&l->lock);
-        return NULL;
-    }
-    pthread_mutex_lock(&l->lock);
-    l->bus = bus;
-    pthread_mutex_unlock(&l->lock);
-
-    while (!kx_bus_connected(bus) && !link_stopping(l))
-        nanosleep(&tick, NULL);
-    if (kx_bus_connected(bus)) {
-        kx_info("connected to NATS at %s", l->opts.url);
-        if (l->ensure_stream) {
-            struct kx_stream_spec ss = {
-                .name = KX_STREAM_ALERTS,
-                .subjects = KX_SUBJ_ALERTS ".>",
-                .replicas = 1,
-            };
-
-            if (kx_bus_ensure_stream(bus, &ss, err, sizeof(err)) < 0)
-                kx_warn("sensor.ensure_stream: cannot ensure stream %s: %s", KX_STREAM_ALERTS, err);
-        }
-    }
-    pthread_mutex_lock(&l->lock);
-    l->done = true;
-    pthread_mutex_unlock(&l->lock);
-    return NULL;
-}
-
-static struct kx_bus *link_bus(struct sensor_link *l)
-{
-    struct kx_bus *b;
-
-    pthread_mutex_lock(&l->lock);
-    b = l->bus;
-    pthread_mutex_unlock(&l->lock);
-    return b;
-}
-
-/* kx_publisher_ready_fn, on kx-publish. */
-static bool link_ready(void *ctx)
-{
-    struct kx_bus *b = link_bus(ctx);
-
-    return b && kx_bus_connected(b);
-}
-
-/* kx_publisher_send_fn, on kx-publish. */
-static int link_send(void *ctx, const char *subject, const char *data, size_t len,
-                     const char *msg_id, int64_t timeout, char *err, size_t errlen)
-{
-    struct kx_bus *b = link_bus(ctx);
-
-    if (!b) {
-        snprintf(err, errlen, "not connected to NATS yet");
-        return -ENOTCONN;
-    }
-    return kx_bus_publish(b, subject, data, len, msg_id, NULL, NULL, timeout, err, errlen);
-}
-
-static int link_start(struct sensor_link *l)
-{
-    sigset_t all, old;
-    int rc;
-
-    pthread_mutex_init(&l->lock, NULL);
-    sigfillset(&all); /* signals belong to the main thread */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&l->thread, NULL, link_on_thread, l);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return -rc;
-    pthread_setname_np(l->thread, "kx-connect");
-    l->started = true;
-    return 0;
-}
-
-/* After the publisher has stopped: joins kx-connect and closes the bus and
- * returns true, or, when the thread is still blocked connecting to a NATS
- * that never came, returns false: the caller then leaves with _exit(), as
- * the NATS library's exit handlers would wait for that thread. */
-static bool link_stop(struct sensor_link *l)
-{
-    bool done = false;
-
-    if (!l->started)
-        return true;
-    pthread_mutex_lock(&l->lock);
-    l->stopping = true;
-    pthread_mutex_unlock(&l->lock);
-    for (int i = 0; i < 3; i++) { /* the wait loop ticks every 100 ms */
-        pthread_mutex_lock(&l->lock);
-        done = l->done;
-        pthread_mutex_unlock(&l->lock);
-        if (done)
-            break;
-        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
-    }
-    if (!done) {
-        kx_warn("NATS at %s was never reached; abandoning the connection attempt", l->opts.url);
+    if (!kx_bus_connected(n->bus))
         return false;
+    if (n->ensure_stream) {
+        n->ensure_stream = false; /* once, as a hub would at its start */
+        if (kx_bus_ensure_stream(n->bus, &ss, err, sizeof(err)) < 0)
+            kx_warn("sensor.ensure_stream: %s", err);
     }
-    pthread_join(l->thread, NULL);
-    kx_bus_close(l->bus);
-    l->bus = NULL;
-    pthread_mutex_destroy(&l->lock);
     return true;
 }
 
-static bool link_failed(struct sensor_link *l)
+/* kx_publisher_send_fn, on kx-publish. */
+static int sensor_on_send(void *ctx, const char *subject, const char *data, size_t len,
+                          const char *msg_id, int64_t timeout, char *err, size_t errlen)
 {
-    bool f;
+    struct sensor_nats *n = ctx;
 
-    pthread_mutex_lock(&l->lock);
-    f = l->failed;
-    pthread_mutex_unlock(&l->lock);
-    return f;
+    return kx_bus_publish(n->bus, subject, data, len, msg_id, NULL, NULL, timeout, err, errlen);
 }
 
 static void usage(FILE *out)
@@ -271,14 +147,15 @@ int main(int argc, char **argv)
     bool check = false, cfg_given = false;
     struct kx_sensor_cfg cfg = {0};
     struct kx_diag diag = {0};
-    struct sensor_link link = {0};
+    struct kx_bus_opts bo = {0};
+    struct sensor_nats nats = {0};
     struct kx_publisher *pub = NULL;
     struct kx_detect *det = NULL;
     struct kx_loader *loader = NULL;
     char node[256], node_tok[128], subject[192], err[512];
     uint64_t last_kernel = 0, last_bad = 0;
     int64_t next_stats;
-    int rc = 1, opt, e;
+    int rc = 1, opt;
 
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -335,13 +212,16 @@ int main(int argc, char **argv)
         goto cleanup;
     }
 
-    /* NATS may be down: kx-connect keeps trying while we detect and queue. */
-    link.opts.url = cfg.nats.url;
-    link.opts.name = cfg.nats.name;
-    link.opts.retry_on_failed_connect = true;
-    link.ensure_stream = cfg.sensor.ensure_stream;
-    if ((e = link_start(&link)) < 0) {
-        kx_error("cannot start the NATS connection thread: %s", strerror(-e));
+    /* NATS down is not an error: after one attempt (refused at once, or the
+     * connect timeout) nats.c keeps trying in the background while we detect
+     * and queue. Fails only on bad options. */
+    bo.url = cfg.nats.url;
+    bo.name = cfg.nats.name;
+    bo.retry_on_failed_connect = true;
+    nats.ensure_stream = cfg.sensor.ensure_stream;
+    nats.bus = kx_bus_connect(&bo, err, sizeof(err));
+    if (!nats.bus) {
+        kx_error("%s", err);
         goto cleanup;
     }
 
@@ -350,9 +230,9 @@ int main(int argc, char **argv)
             .subject = subject,
             .queue_size = (size_t)cfg.sensor.queue_size,
             .publish_timeout = cfg.sensor.publish_timeout,
-            .send = link_send,
-            .ready = link_ready,
-            .ctx = &link,
+            .send = sensor_on_send,
+            .ready = sensor_on_ready,
+            .ctx = &nats,
         };
 
         pub = kx_publisher_new(&po);
@@ -374,7 +254,7 @@ int main(int argc, char **argv)
     kx_info("attached to tracepoint sched:sched_process_exec; publishing alerts to %s on %s "
             "(node %s, %s, queue %lld)",
             subject, cfg.nats.url, node,
-            link_ready(&link) ? "connected" : "not connected yet: queueing",
+            kx_bus_connected(nats.bus) ? "connected" : "not connected yet: queueing",
             (long long)cfg.sensor.queue_size);
 
     next_stats = kx_monotonic_ns() + KX_STATS_EVERY_NS;
@@ -385,8 +265,6 @@ int main(int argc, char **argv)
             kx_error("ring buffer poll failed: %s", strerror(-n));
             goto cleanup;
         }
-        if (link_failed(&link))
-            goto cleanup; /* bad NATS options: already logged */
         if (kx_monotonic_ns() >= next_stats) {
             report_drops(loader, &last_kernel, &last_bad);
             next_stats = kx_monotonic_ns() + KX_STATS_EVERY_NS;
@@ -423,10 +301,7 @@ cleanup:
     }
     kx_detect_free(det);
     kx_publisher_free(pub);
-    if (!link_stop(&link)) {
-        fflush(NULL);
-        _exit(rc);
-    }
+    kx_bus_close(nats.bus); /* after the publisher: it borrows the bus */
     kx_sensor_cfg_release(&cfg);
     kx_diag_free(&diag);
     return rc;
