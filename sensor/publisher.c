@@ -57,14 +57,12 @@ static void item_clear(struct kx_pub_item *it)
     memset(it, 0, sizeof(*it));
 }
 
-/* Caller holds lock. Drops the oldest queued item, counting and warning. */
-static void drop_oldest_locked(struct kx_publisher *p)
+/* Caller holds lock. Counts (and warns about) one alert dropped because the
+ * queue was full. */
+static void count_drop_locked(struct kx_publisher *p)
 {
     int64_t now = kx_monotonic_ns();
 
-    item_clear(&p->ring[p->head]);
-    p->head = (p->head + 1) % p->cap;
-    p->count--;
     p->st.dropped_full++;
     p->drops_since_warn++;
     if (p->last_drop_warn == 0 || now - p->last_drop_warn >= KX_PUB_WARN_EVERY) {
@@ -75,6 +73,15 @@ static void drop_oldest_locked(struct kx_publisher *p)
         p->last_drop_warn = now;
         p->drops_since_warn = 0;
     }
+}
+
+/* Caller holds lock. Drops the oldest queued item. */
+static void drop_oldest_locked(struct kx_publisher *p)
+{
+    item_clear(&p->ring[p->head]);
+    p->head = (p->head + 1) % p->cap;
+    p->count--;
+    count_drop_locked(p);
 }
 
 static int bus_send(void *ctx, const char *subject, const char *data, size_t len,
@@ -168,12 +175,12 @@ static void *publisher_on_thread(void *arg)
         if (failed_in_row++ == 0)
             kx_warn("cannot publish alert %s to %s: %s; keeping it and retrying (%zu queued)",
                     cur.msg_id, p->subject, err[0] ? err : strerror(-rc), p->count + 1);
-        /* Back at the head; when the ring filled meanwhile it is the oldest. */
+        /* Back at the head; when pushes filled the ring meanwhile, cur is the
+         * oldest alert and the one dropped (the slot before the head holds
+         * the newest). */
         if (p->count == p->cap) {
-            p->head = (p->head + p->cap - 1) % p->cap;
-            p->ring[p->head] = cur;
-            p->count++;
-            drop_oldest_locked(p);
+            item_clear(&cur);
+            count_drop_locked(p);
         } else {
             p->head = (p->head + p->cap - 1) % p->cap;
             p->ring[p->head] = cur;
