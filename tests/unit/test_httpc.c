@@ -451,7 +451,7 @@ static void test_timeout(void **state)
                      -EAGAIN);
     dt = kx_monotonic_ns() - t0;
     assert_true(dt >= 250 * KX_NSEC_PER_MSEC);
-    assert_true(dt < 1500 * KX_NSEC_PER_MSEC);
+    assert_true(dt < 5 * KX_NSEC_PER_SEC); /* the 10 s default would blow this */
     assert_int_equal(res.status, 0);
     assert_non_null(strstr(res.error, "POST http://127.0.0.1:"));
     assert_non_null(strcasestr(res.error, "timed out"));
