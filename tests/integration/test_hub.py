@@ -426,3 +426,25 @@ def test_two_replicas_count_every_repeat_under_contention(hub, sink, nats):
     n1 = h1.metric("klaxon_alerts_received_total", source="nats")
     n2 = h2.metric("klaxon_alerts_received_total", source="nats")
     assert n1 > 0 and n2 > 0 and n1 + n2 == 300, (n1, n2)
+
+
+def test_dead_letter_store_down_loses_nothing(hub, sink, nats):
+    """A permanent failure whose dead-letter publish also fails (the stream is
+    gone) is kept and retried, and lands once the stream is back."""
+    sink.status = 400
+    h = hub()
+    nc = nats.client()
+    _, resp = nc.request("$JS.API.STREAM.DELETE.KLAXON_DEADLETTER")
+    assert json.loads(resp).get("success") is True
+    a = falco_alert()
+    assert h.post(a)[0] == 200
+    wait_for(lambda: (h.metric("klaxon_output_failed_total", output="hook") or 0) >= 2, 20,
+             what="failed attempts while the dead-letter stream is missing")
+    assert h.metric("klaxon_output_deadlettered_total", output="hook") == 0
+    # A restarted hub re-creates its streams; the kept alert is dead-lettered.
+    assert h.stop() == 0
+    h.start()
+    msgs = wait_for(lambda: nc.stream_msgs("KLAXON_DEADLETTER", "klaxon.deadletter.hook"), 20,
+                    what="dead letter after the stream is back")
+    assert json.loads(msgs[0][2])["uuid"] == a["uuid"]
+    assert len(msgs) == 1
