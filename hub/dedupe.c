@@ -310,19 +310,7 @@ static void cache_put(struct cached *c, const char *key, uint64_t rev, const str
     c->rev = rev;
 }
 
-static int check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept, bool try_create);
-
 int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
-{
-    return check(d, a, accept, true);
-}
-
-int kx_dedupe_recheck(struct kx_dedupe *d, const struct kx_alert *a, bool *accept)
-{
-    return check(d, a, accept, false);
-}
-
-static int check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept, bool try_create)
 {
     char key[KX_DEDUPE_KEY_LEN];
     struct kx_buf b;
@@ -357,20 +345,6 @@ static int check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept, bo
             g = 0; /* cached: cur.first points into c->val until cache_put */
             rev = c->rev;
         } else {
-            if (tries == 0 && try_create) {
-                /* Fast path: a new key is one round trip. */
-                fresh.start = now;
-                kx_buf_reset(&b);
-                if ((rc = kx_dedupe_state_format(&fresh, &b)))
-                    goto out;
-                if (kvStore_Create(&new_rev, d->kv, key, b.data, (int)b.len) == NATS_OK) {
-                    cache_put(c, key, new_rev, &b);
-                    schedule(d, key, fresh.start);
-                    *accept = true;
-                    rc = 0;
-                    goto out;
-                }
-            }
             if ((g = kv_get(d, key, &e, &cur)) < 0) {
                 rc = g;
                 goto out;
@@ -562,7 +536,6 @@ void kx_dedupe_check_many(struct kx_dedupe *d, struct kx_dedupe_op *ops, size_t 
         op->pending = false;
         op->stored_rev = 0;
         op->counted = false;
-        kx_dedupe_key_of(d, op->alert, op->key);
         if (!op_prepare(d, op, now) || op->result == 1)
             continue;
         snprintf(subject, sizeof(subject), "$KV." KX_KV_DEDUPE ".%s", op->key);

@@ -71,27 +71,25 @@ int kx_dedupe_start(struct kx_hub *h, char *err, size_t errlen);
 void kx_dedupe_stop(struct kx_hub *h);
 
 /*
- * Runs a on the window logic. *accept tells whether to publish it. 0, or a
- * negative errno when the store could not be reached (retry the alert later).
- * Runs on the ingest thread.
+ * Runs a on the window logic one alert at a time: read the key's entry (or
+ * the cached one), decide, compare-and-set, re-read on a lost race. The
+ * slow path behind kx_dedupe_check_many. *accept tells whether to publish a.
+ * 0, or a negative errno when the store could not be reached (retry the
+ * alert later). Runs on the ingest thread.
  */
 int kx_dedupe_check(struct kx_dedupe *d, const struct kx_alert *a, bool *accept);
-
-/* kx_dedupe_check for an alert whose key is known to exist (its batched
- * attempt lost): skips the create-first fast path. */
-int kx_dedupe_recheck(struct kx_dedupe *d, const struct kx_alert *a, bool *accept);
 
 /* One alert of a batch for kx_dedupe_check_many. */
 struct kx_dedupe_op {
     const struct kx_alert *alert;     /* in, borrowed */
+    char key[KX_DEDUPE_KEY_LEN];      /* in: kx_dedupe_key_of(alert) */
     uint64_t extra;                   /* in: repeats of this key behind it in the batch,
                                        * counted in the same write when it succeeds */
     bool counted;                     /* out: extra was counted */
     int result;                       /* out: 1 accept, 0 counted repeat, -EAGAIN: decide
-                                       * with kx_dedupe_recheck (lost a race, no answer,
+                                       * with kx_dedupe_check (lost a race, no answer,
                                        * or an aggregate to emit first) */
     /* private to dedupe.c */
-    char key[KX_DEDUPE_KEY_LEN];
     struct kx_buf val;                /* the state written; init with kx_buf_init, free after */
     uint64_t expect;                  /* CAS: expected last sequence of the key, 0 = create */
     uint64_t stored_rev;              /* set by the ack: the new revision, 0 = not stored */

@@ -82,31 +82,6 @@ static void ingest_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr 
     natsMsg_Destroy(msg);
 }
 
-static int publish_event(natsMsg *msg, const struct kx_alert *a, struct pending *p,
-                         int64_t timeout);
-
-/*
- * Dedupes one parsed alert and starts the publish of an accepted one.
- * Returns 1 when the publish is in flight (the raw alert's ack waits for its
- * result), 0 when done (ack now), <0 to retry (nak). a stays the caller's.
- */
-static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, struct pending *p)
-{
-    bool accept = true;
-    int rc;
-
-    /* Only reached after the batched attempt, so the key may well exist. */
-    if ((rc = kx_dedupe_recheck(h->dedupe, a, &accept)) < 0 || !accept) {
-        if (rc == 0)
-            kx_metric_inc(h->metrics.deduped);
-        return rc;
-    }
-    rc = publish_event(msg, a, p, h->cfg.publish_timeout);
-    if (rc < 0)
-        kx_metric_inc(h->metrics.publish_errors);
-    return rc;
-}
-
 /* Starts the asynchronous publish of an accepted alert to KLAXON_EVENTS.
  * 1 in flight, or a negative errno. */
 static int publish_event(natsMsg *msg, const struct kx_alert *a, struct pending *p,
@@ -135,6 +110,27 @@ static int publish_event(natsMsg *msg, const struct kx_alert *a, struct pending 
         return kx_bus_errno(s);
     }
     return 1;
+}
+
+/*
+ * Dedupes one parsed alert and starts the publish of an accepted one.
+ * Returns 1 when the publish is in flight (the raw alert's ack waits for its
+ * result), 0 when done (ack now), <0 to retry (nak). a stays the caller's.
+ */
+static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, struct pending *p)
+{
+    bool accept = true;
+    int rc;
+
+    if ((rc = kx_dedupe_check(h->dedupe, a, &accept)) < 0 || !accept) {
+        if (rc == 0)
+            kx_metric_inc(h->metrics.deduped);
+        return rc;
+    }
+    rc = publish_event(msg, a, p, h->cfg.publish_timeout);
+    if (rc < 0)
+        kx_metric_inc(h->metrics.publish_errors);
+    return rc;
 }
 
 /* Acts on handle()'s verdict for one raw alert. */
@@ -188,10 +184,12 @@ struct item {
 };
 
 /*
- * Handles a fetched batch. A flood is what dedupe is for, so repeats of one
- * key inside the batch are not checked one by one: the first goes through
- * the full check, the rest are counted with one compare-and-set after it
- * (kx_dedupe_add_repeats), falling back to one by one if its window ended.
+ * Handles a fetched batch. The first alert of each key in the batch (its
+ * leader) gets its dedupe write sent together with the other leaders'
+ * (kx_dedupe_check_many); the rest of that key's alerts (followers) are
+ * counted in the same write. Only what that misses takes the one-by-one
+ * path: kx_dedupe_check for a leader, kx_dedupe_add_repeats for followers,
+ * one by one if their window ended meanwhile.
  */
 static void process_batch(struct kx_hub *h, natsMsgList *list)
 {
@@ -234,6 +232,7 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
             if (!it[i].alert || it[i].leader >= 0)
                 continue;
             ops[nops].alert = it[i].alert;
+            memcpy(ops[nops].key, it[i].key, sizeof(ops[nops].key));
             for (int j = i + 1; j < list->Count; j++)
                 ops[nops].extra += it[j].alert && it[j].leader == i;
             kx_buf_init(&ops[nops].val, 2 * KX_ALERT_MAX_BYTES);
@@ -264,9 +263,7 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
     for (int i = 0; i < list->Count; i++) {
         if (!it[i].alert || it[i].leader >= 0)
             continue;
-        uint64_t n = 0;
-        for (int j = i + 1; j < list->Count; j++)
-            n += it[j].alert && it[j].leader == i;
+        uint64_t n = ops[op_of[i]].extra; /* followers exist only with dedupe on */
         if (n == 0)
             continue;
         /* Counted with the leader's write: done, even if the leader's own
