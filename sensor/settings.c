@@ -39,6 +39,18 @@ static const struct kx_opt kx_sensor_node_opts[] = {
      0, "how long one JetStream publish waits for its ack before a retry"},
     {"ensure_stream", KX_OPT_BOOL, "false", offsetof(struct kx_sensor_node_cfg, ensure_stream), 0,
      "create stream KLAXON_ALERTS if missing (normally the hub's job)"},
+    {"rules_files", KX_OPT_STRLIST, KX_SENSOR_DEFAULT_RULES,
+     offsetof(struct kx_sensor_node_cfg, rules_files), 0,
+     "rule files (Falco's rule language), loaded in order: later ones tune earlier ones"},
+    {"enforce", KX_OPT_BOOL, "false", offsetof(struct kx_sensor_node_cfg, enforce), 0,
+     "apply rules' \"action: kill\" (SIGKILL in the kernel at exec); off = alert only"},
+    {"heartbeat_interval", KX_OPT_DURATION, "30s",
+     offsetof(struct kx_sensor_node_cfg, heartbeat_interval), 0,
+     "how often counters are published on klaxon.heartbeat.<node>; 0 = never"},
+    {"metrics_addr", KX_OPT_STR, "0.0.0.0", offsetof(struct kx_sensor_node_cfg, metrics_addr), 0,
+     "address of the Prometheus /metrics listener"},
+    {"metrics_port", KX_OPT_INT, "2802", offsetof(struct kx_sensor_node_cfg, metrics_port), 0,
+     "port of the Prometheus /metrics listener; 0 = no listener"},
     {0},
 };
 
@@ -111,6 +123,16 @@ static void validate(struct kx_sensor_cfg *c, const struct kx_config_node *root,
                     "sensor.queue_size: %lld%s is out of range (1..%d)",
                     (long long)c->sensor.queue_size,
                     from_env("SENSOR_QUEUE_SIZE", src, sizeof(src)), KX_SENSOR_QUEUE_MAX);
+    if (c->sensor.metrics_port < 0 || c->sensor.metrics_port > 65535)
+        kx_diag_add(d, where(sensor, "SENSOR_METRICS_PORT", "metrics_port"),
+                    "sensor.metrics_port: %lld is not a port (0..65535; 0 = off)",
+                    (long long)c->sensor.metrics_port);
+    if (c->sensor.heartbeat_interval != 0 && c->sensor.heartbeat_interval < KX_NSEC_PER_SEC)
+        kx_diag_add(d, where(sensor, "SENSOR_HEARTBEAT_INTERVAL", "heartbeat_interval"),
+                    "sensor.heartbeat_interval: must be 0 (off) or at least 1s");
+    if (c->sensor.rules_files.n == 0)
+        kx_diag_add(d, where(sensor, "SENSOR_RULES_FILES", "rules_files"),
+                    "sensor.rules_files: at least one rule file is needed");
     if (c->sensor.publish_timeout < KX_NSEC_PER_MSEC ||
         c->sensor.publish_timeout > 300 * KX_NSEC_PER_SEC)
         kx_diag_add(d, where(sensor, "SENSOR_PUBLISH_TIMEOUT", "publish_timeout"),

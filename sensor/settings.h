@@ -7,7 +7,9 @@
  *   log:    {level: info, format: text}            env LOG_LEVEL, LOG_FORMAT
  *   nats:   {url: nats://127.0.0.1:4222, name: ..} env NATS_URL, NATS_NAME
  *   sensor: {node_name: "", queue_size: 10000,     env SENSOR_NODE_NAME, ...
- *            publish_timeout: 2s, ensure_stream: false}
+ *            publish_timeout: 2s, ensure_stream: false,
+ *            rules_files: [config/rules/klaxon_rules.yaml], enforce: false,
+ *            heartbeat_interval: 30s, metrics_addr: 0.0.0.0, metrics_port: 2802}
  */
 #ifndef KX_SENSOR_SETTINGS_H
 #define KX_SENSOR_SETTINGS_H
@@ -20,6 +22,7 @@
 #include "log.h"
 
 #define KX_SENSOR_DEFAULT_CONFIG "config/sensor.yaml"
+#define KX_SENSOR_DEFAULT_RULES "config/rules/klaxon_rules.yaml"
 #define KX_SENSOR_QUEUE_MAX 10000000 /* upper bound accepted for sensor.queue_size */
 
 struct kx_sensor_log_cfg {
@@ -37,6 +40,11 @@ struct kx_sensor_node_cfg {
     int64_t queue_size;      /* alerts buffered while NATS is slow or down */
     int64_t publish_timeout; /* ns per JetStream publish attempt */
     bool ensure_stream;      /* create KLAXON_ALERTS when missing (no hub yet) */
+    struct kx_strlist rules_files; /* owned: rule files, loaded in order */
+    bool enforce;            /* apply "action: kill" of rules (off: alert only) */
+    int64_t heartbeat_interval; /* ns between heartbeats on klaxon.heartbeat.<node>; 0 = off */
+    char *metrics_addr;      /* owned: address of the /metrics listener */
+    int64_t metrics_port;    /* port of the /metrics listener; 0 = off */
 };
 
 struct kx_sensor_cfg {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * http.h - the hub's HTTP listener on libwebsockets (one event loop for HTTP,
+ * http.h - an HTTP listener on libwebsockets (one event loop for HTTP,
  * and later WebSocket and TLS).
  *
  * The server owns one thread ("kx-http") running the lws service loop. It
@@ -9,8 +9,8 @@
  * handler fills the response synchronously. Handlers must not block for long:
  * a JetStream publish with a short timeout is fine.
  */
-#ifndef KX_HUB_HTTP_H
-#define KX_HUB_HTTP_H
+#ifndef KX_HTTP_H
+#define KX_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * http.c - the hub's HTTP/1.1 listener on libwebsockets 4.1.
+ * http.c - HTTP/1.1 listener on libwebsockets 4.1 (hub API, sensor metrics).
  *
  * One lws context with one vhost, serviced by one thread ("kx-http"). Each
  * connection carries a struct http_conn (lws per-session data, reused across
