@@ -114,10 +114,13 @@ FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_SECONDS ?= 10
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Ilib -Ihub -Ioutputs -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\"
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) hub/dedupe.c $(wildcard lib/*.h hub/*.h) | deps
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) hub/dedupe.c sensor/ruleset.c sensor/rule_expr.c \
+                 sensor/rule_fields.c sensor/rule_output.c sensor/kinds.c \
+                 $(wildcard lib/*.h hub/*.h sensor/*.h) | deps
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  FUZZ    $@")
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $< $(LIB_SRC) hub/dedupe.c -o $@ $(LDLIBS_COMMON)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -Isensor $< $(LIB_SRC) hub/dedupe.c sensor/ruleset.c sensor/rule_expr.c \
+	    sensor/rule_fields.c sensor/rule_output.c sensor/kinds.c -o $@ $(LDLIBS_COMMON)
 
 fuzz: $(FUZZ_BIN)
 	$(Q)set -e; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \

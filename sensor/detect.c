@@ -1,36 +1,46 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * detect.c - kernel exec record -> attribution -> rules -> alert -> publisher
- * queue (see detect.h).
+ * detect.c - kernel record -> process table -> decode -> rules -> alert ->
+ * publisher queue (see detect.h).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <pwd.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "detect.h"
 #include "log.h"
 #include "util.h"
 
-#define KX_CMDLINE_RAW_MAX 4096 /* bytes of /proc/<pid>/cmdline read */
-#define KX_CMDLINE_MAX 4096     /* bytes of proc.cmdline kept */
 #define KX_MAX_MATCHES 8
+#define KX_POD_LABELS 64 /* labels of one pod the rules can see */
+
+/* The pod of the event being decoded, in the shape struct kx_spod borrows. */
+struct pod_view {
+    struct kx_pods *pods; /* borrowed */
+    struct kx_pod_info info;
+    char labels[KX_POD_LABELS_MAX + 1]; /* info.labels split in place */
+    const char *k[KX_POD_LABELS], *v[KX_POD_LABELS];
+};
 
 struct kx_detect {
     char *hostname;                /* owned */
     struct kx_publisher *pub;      /* borrowed */
+    const struct kx_ruleset *rs;   /* borrowed */
     struct kx_cgroup_resolver *cg; /* owned */
+    struct kx_proctable *pt;       /* owned */
+    struct kx_decode *dec;         /* owned */
+    struct kx_sevent ev;           /* scratch: the event being evaluated */
+    bool wants[KX_K_MAX];          /* kinds some rule can match */
+    struct pod_view pod;           /* scratch for the pod lookup */
     struct kx_detect_stats st;     /* poll thread */
 };
 
-struct kx_detect *kx_detect_new(const char *hostname, struct kx_publisher *pub)
+struct kx_detect *kx_detect_new(const char *hostname, struct kx_publisher *pub,
+                                const struct kx_ruleset *rs)
 {
     struct kx_detect *d;
 
-    if (!hostname || !pub) {
+    if (!hostname || !pub || !rs) {
         errno = EINVAL;
         return NULL;
     }
@@ -39,12 +49,17 @@ struct kx_detect *kx_detect_new(const char *hostname, struct kx_publisher *pub)
         return NULL;
     d->hostname = strdup(hostname);
     d->cg = kx_cgroup_resolver_new();
-    if (!d->hostname || !d->cg) {
+    d->pt = kx_proctable_new("/proc");
+    if (d->hostname && d->cg && d->pt)
+        d->dec = kx_decode_new(hostname, d->pt, d->cg);
+    if (!d->dec) {
         kx_detect_free(d);
         errno = ENOMEM;
         return NULL;
     }
     d->pub = pub;
+    d->rs = rs;
+    kx_ruleset_kinds(rs, d->wants);
     return d;
 }
 
@@ -52,9 +67,60 @@ void kx_detect_free(struct kx_detect *d)
 {
     if (!d)
         return;
+    kx_decode_free(d->dec);
+    kx_proctable_free(d->pt);
     kx_cgroup_resolver_free(d->cg);
     free(d->hostname);
     free(d);
+}
+
+size_t kx_detect_scan(struct kx_detect *d)
+{
+    return kx_proctable_scan(d->pt);
+}
+
+/* kx_decode_pod_fn: the cache's copy, with "app:web,tier:front" split into
+ * the key and value arrays the rules index. Poll thread. */
+static int detect_on_pod(void *ctx, const char *pod_uid, const char *container_full_id,
+                         struct kx_spod *out, const char **container_name)
+{
+    struct pod_view *pv = ctx;
+    size_t n = 0;
+    char *save = NULL, *tok;
+
+    if (kx_pods_lookup(pv->pods, pod_uid, container_full_id, &pv->info) != 1)
+        return 0;
+    memcpy(pv->labels, pv->info.labels, sizeof(pv->labels));
+    for (tok = strtok_r(pv->labels, ",", &save); tok && n < KX_POD_LABELS;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+
+        if (!colon)
+            continue;
+        *colon = '\0';
+        pv->k[n] = tok;
+        pv->v[n] = colon + 1;
+        n++;
+    }
+    out->ns = pv->info.ns[0] ? pv->info.ns : NULL;
+    out->name = pv->info.name[0] ? pv->info.name : NULL;
+    out->label_k = pv->k;
+    out->label_v = pv->v;
+    out->n_labels = n;
+    *container_name = pv->info.container[0] ? pv->info.container : NULL;
+    return 1;
+}
+
+void kx_detect_set_pods(struct kx_detect *d, struct kx_pods *pods)
+{
+    d->pod.pods = pods;
+    kx_decode_set_pods(d->dec, pods ? detect_on_pod : NULL, &d->pod);
+}
+
+void kx_detect_tick(struct kx_detect *d)
+{
+    kx_proctable_sweep(d->pt, kx_monotonic_ns());
+    kx_decode_sync_clock(d->dec);
 }
 
 void kx_detect_stats(const struct kx_detect *d, struct kx_detect_stats *out)
@@ -63,117 +129,55 @@ void kx_detect_stats(const struct kx_detect *d, struct kx_detect_stats *out)
         *out = d->st;
 }
 
-void kx_detect_fill(const struct kx_exec_event *e, const struct kx_container *ctr,
-                    int64_t mono_to_real_ns, struct kx_proc_event *ev)
+void kx_detect_proc_stats(const struct kx_detect *d, struct kx_proctable_stats *out)
 {
-    memset(ev, 0, sizeof(*ev));
-    ev->evt_type = "execve"; /* sched_process_exec does not say execve or execveat */
-    ev->time_ns = (int64_t)e->ktime_ns + mono_to_real_ns;
-    ev->name = e->comm;
-    ev->exepath = e->filename;
-    ev->pid = e->tgid;
-    ev->ppid = e->ppid;
-    ev->pname = e->pcomm;
-    ev->uid = e->uid;
-    ev->ctr = ctr && ctr->runtime != KX_RUNTIME_NONE ? ctr : NULL;
+    kx_proctable_stats(d->pt, out);
 }
 
-/* proc.cmdline, best effort: the argv the kernel captured at exec when it
- * is complete, else /proc/<pid>/cmdline (longer), else the captured start
- * with "...", else "" (unknown). */
-static void event_cmdline(const struct kx_exec_event *e, char *out, size_t outlen)
+static void publish(struct kx_detect *d, const struct kx_rule *r, const struct kx_sevent *ev)
 {
-    char path[64], *raw;
-    ssize_t n = -1;
-    int fd;
+    struct kx_alert *a = kx_rule_alert(r, ev);
+    char *json = a ? kx_alert_to_json(a) : NULL;
 
-    out[0] = '\0';
-    if (e->args_len > 0 && !(e->flags & KX_EXEC_F_ARGS_TRUNC)) {
-        kx_rules_format_cmdline(e->comm, e->args, e->args_len, out, outlen);
+    if (!json) {
+        d->st.alert_errors++;
+        kx_error("rule \"%s\": cannot build alert for pid %lld: %s", kx_rule_name(r),
+                 (long long)ev->proc.pid, strerror(errno ? errno : ENOMEM));
+        kx_alert_free(a);
         return;
     }
-    raw = malloc(KX_CMDLINE_RAW_MAX);
-    if (raw) {
-        snprintf(path, sizeof(path), "/proc/%u/cmdline", e->tgid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            n = read(fd, raw, KX_CMDLINE_RAW_MAX);
-            close(fd);
-        }
-        if (n > 0)
-            kx_rules_format_cmdline(e->comm, raw, (size_t)n, out, outlen);
-        free(raw);
-    }
-    if (!out[0] && e->args_len > 0) {
-        size_t len;
-
-        kx_rules_format_cmdline(e->comm, e->args, e->args_len, out, outlen);
-        len = strlen(out);
-        if (len + 4 <= outlen && (len < 3 || strcmp(out + len - 3, "...") != 0))
-            memcpy(out + len, "...", 4);
-    }
+    kx_info("alert: %s: %s (%s pid=%lld %s container=%s)", kx_priority_name(kx_rule_priority(r)),
+            kx_rule_name(r), ev->type, (long long)ev->proc.pid,
+            ev->proc.name ? ev->proc.name : "?", ev->container_id);
+    /* push takes json, also when it fails (only after stop). */
+    if (kx_publisher_push(d->pub, &json, strlen(json), a->uuid) < 0)
+        d->st.alert_errors++;
+    else
+        d->st.alerts++;
+    kx_alert_free(a);
 }
 
-/* user.name, best effort (NSS may not know container users). */
-static void lookup_user(uid_t uid, char *out, size_t outlen)
-{
-    struct passwd pw, *res = NULL;
-    char buf[1024];
-
-    out[0] = '\0';
-    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_name)
-        snprintf(out, outlen, "%s", res->pw_name);
-}
-
-void kx_detect_on_exec(void *ctx, const struct kx_exec_event *e)
+void kx_detect_on_event(void *ctx, const struct kx_event *e, size_t len)
 {
     struct kx_detect *d = ctx;
     const struct kx_rule *matched[KX_MAX_MATCHES];
-    struct kx_container ctr;
-    struct kx_proc_event ev;
-    char *cmdline = NULL, user[64];
     size_t n;
-    int rc;
 
-    d->st.execs++;
-    rc = kx_cgroup_resolve(d->cg, (pid_t)e->tgid, e->cgroup_id, &ctr);
-    if (rc < 0)
-        kx_debug("pid %u (%s): no cgroup attribution: %s", e->tgid, e->comm, strerror(-rc));
-    else if (rc > 0)
-        d->st.in_container++;
-
-    kx_detect_fill(e, &ctr, kx_now_ns() - kx_monotonic_ns(), &ev);
-    n = kx_rules_match(&ev, matched, KX_MAX_MATCHES);
-    if (n == 0)
+    if (e->kind >= KX_K_MAX)
         return;
-
-    cmdline = malloc(KX_CMDLINE_MAX);
-    if (cmdline) {
-        event_cmdline(e, cmdline, KX_CMDLINE_MAX);
-        ev.cmdline = cmdline[0] ? cmdline : NULL;
+    d->st.events[e->kind]++;
+    kx_proctable_apply(d->pt, e, len);
+    if (!d->wants[e->kind])
+        return; /* FORK/EXIT only feed the table, unless a rule asks for them */
+    if (kx_decode_event(d->dec, e, len, &d->ev) < 0) {
+        d->st.decode_errors++;
+        return;
     }
-    lookup_user((uid_t)e->uid, user, sizeof(user));
-    ev.user_name = user[0] ? user : NULL;
-
-    for (size_t i = 0; i < n; i++) {
-        struct kx_alert *a = kx_rules_alert(matched[i], &ev, d->hostname);
-        char *json = a ? kx_alert_to_json(a) : NULL;
-
-        if (!json) {
-            d->st.alert_errors++;
-            kx_error("rule \"%s\": cannot build alert for pid %u: %s", matched[i]->name, e->tgid,
-                     strerror(errno ? errno : ENOMEM));
-            kx_alert_free(a);
-            continue;
-        }
-        kx_info("alert: %s: %s (pid=%u container=%s)", kx_priority_name(matched[i]->priority),
-                matched[i]->name, e->tgid, ctr.id);
-        /* push takes json, also when it fails (only after stop). */
-        if (kx_publisher_push(d->pub, &json, strlen(json), a->uuid) < 0)
-            d->st.alert_errors++;
-        else
-            d->st.alerts++;
-        kx_alert_free(a);
-    }
-    free(cmdline);
+    if (strcmp(d->ev.container_id, "host") != 0)
+        d->st.in_container++;
+    if (e->flags & KX_F_KILLED)
+        d->st.killed++;
+    n = kx_ruleset_match(d->rs, &d->ev, matched, KX_MAX_MATCHES);
+    for (size_t i = 0; i < n; i++)
+        publish(d, matched[i], &d->ev);
 }

@@ -33,6 +33,17 @@
  *   MEMFD_CREATE 0 name
  *   INIT_MODULE 0 param values; FINIT_MODULE 0 param values, 1 path of fd
  *   others      none
+ *
+ * Paths the kernel walks stop at the task's root (as /proc/<pid>/exe shows
+ * them), so a containerized process has container paths.
+ *
+ * Which events are reported (beyond the kx_kind_on switch):
+ *   OPEN*       only those a prefix list or read_all/write_all wants (see
+ *               kx_open_cfg), failed ones included; the rest count as filtered
+ *   ACCEPT*     not when they fail with EAGAIN (a non-blocking accept loop);
+ *               counted as filtered
+ *   FORK        new processes only, not threads; EXIT thread-group leaders
+ *   everything else, success or failure; never the sensor's own process
  */
 #ifndef KX_SENSOR_EVENT_H
 #define KX_SENSOR_EVENT_H
@@ -48,9 +59,10 @@
 #define KX_PATH_DEPTH 32     /* dentry levels walked for a path; deeper is cut, KX_F_TRUNC */
 
 /* Ring buffer size in bytes: a power of two and a multiple of the page size.
- * 8 MiB holds ~20k typical records (a few hundred bytes each): a 0.4 s burst
- * at 50k events/s while user space is busy; what does not fit is counted. */
-#define KX_RINGBUF_BYTES (8u << 20)
+ * 4 MiB holds ~10k typical records (a few hundred bytes each): a 0.2 s burst
+ * at 50k events/s while user space is busy; what does not fit is counted.
+ * Its pages are mapped twice into the sensor, so they count 2x in its RSS. */
+#define KX_RINGBUF_BYTES (4u << 20)
 
 enum kx_event_type {
     KX_EVENT_EXEC = 1, /* historical id; every record is a struct kx_event */
@@ -139,8 +151,9 @@ struct kx_event_hdr {
 /* The task an event happened in, as the kernel saw it at that moment. */
 struct kx_task_ctx {
     __u64 ktime_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-    __u64 start_ns;  /* task->group_leader->start_time (CLOCK_MONOTONIC, ns since boot) */
-    __u64 pstart_ns; /* real parent's group leader start_time */
+    __u64 start_ns;  /* group leader's start_boottime: ns since boot, suspend included,
+                      * the clock of /proc/<pid>/stat starttime (and node actions) */
+    __u64 pstart_ns; /* real parent's group leader, same clock */
     __u64 cgroup_id; /* cgroup v2 id (kernfs inode) */
     __u32 pid;       /* thread id (init pid namespace) */
     __u32 tgid;      /* process id (init pid namespace) */
@@ -172,9 +185,13 @@ struct kx_event {
     __u32 kind;  /* enum kx_kind */
     __u32 flags; /* KX_F_* */
     __s64 ret;   /* syscall return value; EXIT: exit code; FORK: child tgid; EXEC: 0 */
-    __u64 args[6]; /* raw syscall arguments (pointers are meaningless in user space) */
+    __u64 args[6]; /* raw syscall arguments (pointers are meaningless in user space), as
+                    * many as the syscall has, the rest 0. OPENAT2: args[2] = how->flags,
+                    * args[3] = how->mode (read from the user's struct open_how) */
     __u64 aux;     /* kind-specific: BPF prog_type for BPF_PROG_LOAD; FORK child start_ns;
-                    * CAPSET effective caps; EXEC exe inode */
+                    * CAPSET effective caps (data[1] << 32 | data[0]); EXEC exe inode, or
+                    * the kill rule's id when KX_F_KILLED; EXIT raw task->exit_code
+                    * (wait status: low 7 bits = the killing signal, ret = code >> 8) */
     __u32 gppid;   /* EXEC: grandparent tgid */
     __u32 reserved;
     char pcomm[KX_EVENT_COMM_LEN];  /* EXEC: parent's comm */
@@ -184,12 +201,16 @@ struct kx_event {
     char data[];                    /* the slots, packed in order */
 };
 
-#define KX_EVENT_FIXED ((unsigned long)&((struct kx_event *)0)->data)
+/* offsetof(), spelled so that clang also takes it as a constant (BPF side) */
+#define KX_EVENT_FIXED __builtin_offsetof(struct kx_event, data) /* 256 */
 
 /* --- configuration maps, written by user space before and after load ---- */
 
-/* kx_kind_on[kind] != 0: the loaded rules need this kind (EXEC, FORK and
- * EXIT are always on: they keep the process table). */
+/* kx_kind_on[kind] != 0: the kind is reported (the loaded rules need it).
+ * The sensor keeps EXEC, FORK and EXIT on: they keep the process table.
+ * A kind that is off at start has its programs not even loaded; the map
+ * switches loaded kinds at runtime. An EXEC that an enforcement rule
+ * killed is reported even when EXEC is off. */
 
 /* Path prefilter for the OPEN kinds, one entry of kx_open_cfg. */
 #define KX_PREFIX_MAX 32 /* prefixes per list */
@@ -221,36 +242,12 @@ struct kx_kill_rule {
                            * when path_prefix bit i is set) one of paths */
     __u32 path_prefix;    /* bit i: paths[i] is a prefix */
     __u32 id;             /* rule index in user space, reported in the event's aux */
+    /* In the map, unused bytes are zero (the kernel compares 8 bytes at a
+     * time); kx_probe_start()/kx_probe_set_kill() zero-pad what they get. */
     char names[KX_KILL_NAMES][KX_EVENT_COMM_LEN];
     char paths[KX_KILL_PATHS][KX_KILL_PATH_LEN];
 };
 
-
-/* --- legacy exec-only record (exec.bpf.c); removed when sensor.bpf.c lands -- */
-#define KX_EVENT_PATH_LEN 1024
-#define KX_EVENT_ARGS_LEN 1024
-#define KX_EXEC_F_PATH_TRUNC 0x1u
-#define KX_EXEC_F_PATH_ERR 0x2u
-#define KX_EXEC_F_ARGS_TRUNC 0x4u
-#define KX_EXEC_F_ARGS_ERR 0x8u
-struct kx_exec_event {
-    struct kx_event_hdr hdr;
-    __u64 ktime_ns;
-    __u64 start_ns;
-    __u64 cgroup_id;
-    __u32 pid;
-    __u32 tgid;
-    __u32 ppid;
-    __u32 uid;
-    __u32 gid;
-    __u32 flags;
-    __u32 args_len;
-    __u32 reserved;
-    char comm[KX_EVENT_COMM_LEN];
-    char pcomm[KX_EVENT_COMM_LEN];
-    char filename[KX_EVENT_PATH_LEN];
-    char args[KX_EVENT_ARGS_LEN];
-};
 
 #ifndef __VMLINUX_H__
 _Static_assert(sizeof(struct kx_event_hdr) == 8, "kx_event_hdr layout");
@@ -258,6 +255,11 @@ _Static_assert(sizeof(struct kx_task_ctx) == 4 * 8 + 8 * 4 + KX_EVENT_COMM_LEN, 
 _Static_assert(sizeof(struct kx_sock) == 48, "kx_sock layout");
 _Static_assert(KX_EVENT_FIXED % 8 == 0, "kx_event data 8-byte aligned");
 _Static_assert(KX_EVENT_FIXED + KX_STR_SLOTS * KX_STR_MAX <= KX_EVENT_MAX, "kx_event fits");
+_Static_assert(KX_EVENT_FIXED == 256, "kx_event fixed part (ABI with sensor.bpf.c)");
+_Static_assert(__builtin_offsetof(struct kx_kill_rule, names) % 8 == 0 &&
+                   __builtin_offsetof(struct kx_kill_rule, paths) % 8 == 0 &&
+                   __builtin_offsetof(struct kx_event, task.comm) % 8 == 0,
+               "kernel compares names, paths and comm as 8-byte words");
 #endif
 
 #endif

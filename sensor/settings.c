@@ -65,6 +65,7 @@ static const struct kx_sensor_section kx_sensor_sections[] = {
     {"log", "LOG", kx_sensor_log_opts, offsetof(struct kx_sensor_cfg, log)},
     {"nats", "NATS", kx_sensor_nats_opts, offsetof(struct kx_sensor_cfg, nats)},
     {"sensor", "SENSOR", kx_sensor_node_opts, offsetof(struct kx_sensor_cfg, sensor)},
+    {"kubernetes", "K8S", kx_k8s_settings_table, offsetof(struct kx_sensor_cfg, kubernetes)},
 };
 
 /* Where to point a diagnostic about key: nowhere when the value came from
@@ -123,6 +124,8 @@ static void validate(struct kx_sensor_cfg *c, const struct kx_config_node *root,
                     "sensor.queue_size: %lld%s is out of range (1..%d)",
                     (long long)c->sensor.queue_size,
                     from_env("SENSOR_QUEUE_SIZE", src, sizeof(src)), KX_SENSOR_QUEUE_MAX);
+    kx_k8s_settings_opts(&c->kubernetes, &c->k8s,
+                         root ? kx_config_get(root, "kubernetes") : NULL, d);
     if (c->sensor.metrics_port < 0 || c->sensor.metrics_port > 65535)
         kx_diag_add(d, where(sensor, "SENSOR_METRICS_PORT", "metrics_port"),
                     "sensor.metrics_port: %lld is not a port (0..65535; 0 = off)",

@@ -10,6 +10,7 @@
  *            publish_timeout: 2s, ensure_stream: false,
  *            rules_files: [config/rules/klaxon_rules.yaml], enforce: false,
  *            heartbeat_interval: 30s, metrics_addr: 0.0.0.0, metrics_port: 2802}
+ *   kubernetes: {mode: auto, kubeconfig: "", ...}  env K8S_MODE, K8S_KUBECONFIG, ...
  */
 #ifndef KX_SENSOR_SETTINGS_H
 #define KX_SENSOR_SETTINGS_H
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "k8s.h"
 #include "log.h"
 
 #define KX_SENSOR_DEFAULT_CONFIG "config/sensor.yaml"
@@ -51,6 +53,8 @@ struct kx_sensor_cfg {
     struct kx_sensor_log_cfg log;
     struct kx_sensor_nats_cfg nats;
     struct kx_sensor_node_cfg sensor;
+    struct kx_k8s_settings kubernetes; /* pod attribution (lib/k8s.h) */
+    struct kx_k8s_opts k8s;            /* resolved from kubernetes; borrows its strings */
     enum kx_log_level level; /* parsed log.level */
     bool log_json;           /* log.format == "json" */
 };

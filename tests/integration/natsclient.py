@@ -164,6 +164,25 @@ class Nats:
             out.append((m["subject"], hdrs, base64.b64decode(m.get("data", ""))))
         return out
 
+    def stream_msgs_since(self, stream, seq=1):
+        """Messages of a stream with sequence >= seq, in order, as
+        (seq, subject, headers_text, data bytes). Pass the last seq seen + 1
+        to read only what is new; [] when the stream does not exist."""
+        info = self.stream_info(stream)
+        if "error" in info:
+            return []
+        out = []
+        first = max(seq, info["state"]["first_seq"])
+        for s in range(first, info["state"]["last_seq"] + 1):
+            _, payload = self.request("$JS.API.STREAM.MSG.GET." + stream,
+                                      json.dumps({"seq": s}).encode())
+            m = json.loads(payload).get("message")
+            if not m:
+                continue  # deleted meanwhile
+            hdrs = base64.b64decode(m["hdrs"]).decode() if m.get("hdrs") else ""
+            out.append((s, m["subject"], hdrs, base64.b64decode(m.get("data", ""))))
+        return out
+
     def close(self):
         try:
             self.sock.close()
