@@ -321,7 +321,11 @@ def test_stops_cleanly_and_quickly(nats, sensor):
     t0 = time.time()
     s.proc.send_signal(signal.SIGINT)
     assert s.proc.wait(10) == 0, s.text()
-    assert time.time() - t0 < 4.0
+    # Detaching is the slow part: the kernel waits an RCU grace period per
+    # tracepoint it unregisters (~40 ms each, ~80 of them with the default
+    # rules: about 3 s here). Closing them from several threads does not help,
+    # the kernel serializes them.
+    assert time.time() - t0 < 8.0
     assert "stopping" in s.text()
     assert "detached" in s.text()
 
