@@ -1208,52 +1208,6 @@ int kx_actions_handle(struct kx_actions *a, const char *req, size_t len, char **
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo. */
-static void unescape_octal(char *s)
-{
-    char *w = s;
-
-    for (char *p = s; *p; p++) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-            p[3] >= '0' && p[3] <= '7') {
-            *w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-            p += 3;
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = '\0';
-}
-
-/* The first cgroup2 mount point in /proc/self/mountinfo (malloc'd) or NULL. */
-static char *find_cgroup2_mount(void)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char *line = NULL, *found = NULL;
-    size_t cap = 0;
-
-    if (!f)
-        return NULL;
-    while (!found && getline(&line, &cap, f) > 0) {
-        char *sep = strstr(line, " - cgroup2 "), *save = NULL, *tok;
-        int field = 0;
-
-        if (!sep)
-            continue;
-        *sep = '\0';
-        for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-            if (++field == 5) { /* id parent maj:min root MOUNTPOINT */
-                unescape_octal(tok);
-                found = strdup(tok);
-                break;
-            }
-        }
-    }
-    free(line);
-    fclose(f);
-    return found;
-}
-
 struct kx_actions *kx_actions_new(const struct kx_actions_opts *o)
 {
     struct kx_actions *a = calloc(1, sizeof(*a));
@@ -1270,7 +1224,7 @@ struct kx_actions *kx_actions_new(const struct kx_actions_opts *o)
     a->tick_ns = KX_NSEC_PER_SEC / (tck > 0 ? tck : 100);
     a->no_cgroup_kill = o && o->no_cgroup_kill;
     a->node = strdup(o && o->node_name ? o->node_name : "");
-    a->cg_mnt = find_cgroup2_mount();
+    a->cg_mnt = kx_cgroup2_mount(NULL);
     if (!a->node) {
         kx_actions_free(a);
         errno = ENOMEM;

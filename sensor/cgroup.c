@@ -334,14 +334,15 @@ static void unescape_octal(char *s)
     *w = '\0';
 }
 
-/* The first cgroup2 mount point in /proc/self/mountinfo, malloc'd, or NULL;
- * *has_v1 tells whether any cgroup v1 hierarchy is mounted. */
-static char *find_cgroup2_mount(bool *has_v1)
+char *kx_cgroup2_mount(bool *has_v1)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     char *line = NULL, *found = NULL;
     size_t cap = 0;
+    bool v1_dummy;
 
+    if (!has_v1)
+        has_v1 = &v1_dummy;
     *has_v1 = false;
     if (!f)
         return NULL;
@@ -375,7 +376,7 @@ struct kx_cgroup_resolver *kx_cgroup_resolver_new(void)
     if (!r)
         return NULL;
     r->mnt_fd = -1;
-    r->mnt_path = find_cgroup2_mount(&r->has_v1);
+    r->mnt_path = kx_cgroup2_mount(&r->has_v1);
     if (r->mnt_path) {
         r->mnt_len = strlen(r->mnt_path);
         while (r->mnt_len > 1 && r->mnt_path[r->mnt_len - 1] == '/')

@@ -23,6 +23,7 @@
 #ifndef KX_SENSOR_CGROUP_H
 #define KX_SENSOR_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,6 +49,10 @@ struct kx_container {
     char pod_uid[KX_POD_UID_LEN + 1];        /* "xxxxxxxx-xxxx-..." or 32 hex; "" if none */
     enum kx_runtime runtime;                 /* KX_RUNTIME_NONE iff id is "" */
 };
+
+/* The first cgroup2 mount point in /proc/self/mountinfo (caller owns, malloc'd)
+ * or NULL; *has_v1 (may be NULL) tells whether a cgroup v1 hierarchy is mounted. */
+char *kx_cgroup2_mount(bool *has_v1);
 
 /* "containerd", "cri-o", "docker", "podman", "kubepods", "" for none. */
 const char *kx_runtime_name(enum kx_runtime r);
