@@ -126,8 +126,7 @@ static size_t httpc_on_body(char *p, size_t size, size_t n, void *ud)
     return total; /* the rest is discarded, not an error */
 }
 
-/* Retry-After: delta-seconds or an HTTP-date; ns from now, 0 if unusable. */
-static int64_t httpc_parse_retry_after(const char *v, size_t n)
+int64_t kx_httpc_retry_after(const char *v, size_t n, int64_t max)
 {
     char buf[64];
     int64_t ns = 0;
@@ -143,9 +142,7 @@ static int64_t httpc_parse_retry_after(const char *v, size_t n)
     if (strspn(buf, "0123456789") == n) {
         unsigned long long s = strtoull(buf, NULL, 10);
 
-        ns = s > (unsigned long long)(HTTPC_MAX_RETRY_AFTER / KX_NSEC_PER_SEC)
-                 ? HTTPC_MAX_RETRY_AFTER
-                 : (int64_t)s * KX_NSEC_PER_SEC;
+        ns = s > (unsigned long long)(max / KX_NSEC_PER_SEC) ? max : (int64_t)s * KX_NSEC_PER_SEC;
     } else {
         time_t when = curl_getdate(buf, NULL);
 
@@ -154,8 +151,8 @@ static int64_t httpc_parse_retry_after(const char *v, size_t n)
         ns = (int64_t)when * KX_NSEC_PER_SEC - kx_now_ns();
         if (ns < 0)
             ns = 0;
-        if (ns > HTTPC_MAX_RETRY_AFTER)
-            ns = HTTPC_MAX_RETRY_AFTER;
+        if (ns > max)
+            ns = max;
     }
     return ns;
 }
@@ -172,7 +169,8 @@ static size_t httpc_on_header(char *p, size_t size, size_t n, void *ud)
         rx->res->retry_after = 0;
     else if (total > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0)
         rx->res->retry_after =
-            httpc_parse_retry_after(p + sizeof(name) - 1, total - (sizeof(name) - 1));
+            kx_httpc_retry_after(p + sizeof(name) - 1, total - (sizeof(name) - 1),
+                                 HTTPC_MAX_RETRY_AFTER);
     return total;
 }
 

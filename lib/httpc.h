@@ -47,6 +47,10 @@ int kx_httpc_send(struct kx_httpc *c, const char *method, const char *url,
                   const char *body, size_t len, struct kx_http_result *res);
 
 /* Call once from main before threads exist / at exit. */
+/* A Retry-After header value (n bytes, delta-seconds or an HTTP-date) as ns
+ * from now, capped at max; 0 when unusable. */
+int64_t kx_httpc_retry_after(const char *v, size_t n, int64_t max);
+
 int kx_httpc_global_init(void);
 void kx_httpc_global_cleanup(void);
 

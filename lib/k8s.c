@@ -16,6 +16,7 @@
  * would carry the bearer token elsewhere). Messages never contain the token,
  * key material or the query string.
  */
+#include "httpc.h"
 #include "k8s.h"
 
 #include <cjson/cJSON.h>
@@ -977,36 +978,6 @@ int64_t kx_k8s_status_message(long status, const char *body, size_t len, char *o
     return retry;
 }
 
-/* Retry-After: delta-seconds or an HTTP-date; ns from now, 0 if unusable. */
-static int64_t parse_retry_after(const char *v, size_t n)
-{
-    char buf[64];
-
-    while (n > 0 && (*v == ' ' || *v == '\t'))
-        v++, n--;
-    while (n > 0 && isspace((unsigned char)v[n - 1]))
-        n--;
-    if (n == 0 || n >= sizeof(buf))
-        return 0;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    if (strspn(buf, "0123456789") == n) {
-        unsigned long long s = strtoull(buf, NULL, 10);
-
-        return s > (unsigned long long)(K8S_MAX_RETRY_AFTER / KX_NSEC_PER_SEC)
-                   ? K8S_MAX_RETRY_AFTER
-                   : (int64_t)s * KX_NSEC_PER_SEC;
-    } else {
-        time_t when = curl_getdate(buf, NULL);
-        int64_t ns;
-
-        if (when == (time_t)-1)
-            return 0;
-        ns = (int64_t)when * KX_NSEC_PER_SEC - kx_now_ns();
-        return ns < 0 ? 0 : ns > K8S_MAX_RETRY_AFTER ? K8S_MAX_RETRY_AFTER : ns;
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Client                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -1222,7 +1193,8 @@ static size_t k8s_on_header(char *p, size_t size, size_t n, void *ud)
     if (total >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         rx->res->retry_after = 0;
     } else if (total > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-        rx->res->retry_after = parse_retry_after(p + sizeof(name) - 1, total - (sizeof(name) - 1));
+        rx->res->retry_after = kx_httpc_retry_after(p + sizeof(name) - 1,
+                                                     total - (sizeof(name) - 1), K8S_MAX_RETRY_AFTER);
     } else if (rx->watch && (total == 2 || total == 1) && (p[0] == '\r' || p[0] == '\n')) {
         long status = 0;
 
