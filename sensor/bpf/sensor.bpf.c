@@ -672,6 +672,10 @@ __noinline int kx_open_wanted(__u64 flags)
     if (!s || !c)
         return 0;
     path = (const char *)((struct kx_event *)s->rec)->data;
+    /* A failed open of a relative path: user space joins it with its base
+     * dir, we cannot here. Let it through so the prefilter stays sound. */
+    if (path[0] != '/')
+        return 1;
     if (flags & KX_OPEN_WRITE_FLAGS)
         return c->write_all || kx_prefix_match(&kx_write_prefix, c->n_write, path);
     return c->read_all || kx_prefix_match(&kx_read_prefix, c->n_read, path);
