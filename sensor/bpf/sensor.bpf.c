@@ -337,7 +337,10 @@ static __always_inline __u64 kx_wakeup_flags(__u32 kind)
                    ? BPF_RB_FORCE_WAKEUP
                    : BPF_RB_NO_WAKEUP;
     default:
-        return 0;
+        /* Not 0 (adaptive): that wakes the reader only when it has caught
+         * up, and after a NO_WAKEUP record it has not, so an exec behind a
+         * fork would wait for the next poll timeout. */
+        return BPF_RB_FORCE_WAKEUP;
     }
 }
 
