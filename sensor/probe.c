@@ -445,7 +445,7 @@ static int probe_pick_programs(struct kx_probe *p, const bool *want, bool kill, 
     struct bpf_program *prog;
 
     if (mod_fallback &&
-        !(probe_tp_exists("raw_syscalls/sys_enter") && probe_tp_exists("raw_syscalls/sys_exit")))
+        !probe_tp_exists("raw_syscalls/sys_enter"))
         mod_fallback = false;
     p->exec_loaded = want[KX_K_EXEC] || kill;
 
@@ -464,8 +464,7 @@ static int probe_pick_programs(struct kx_probe *p, const bool *want, bool kill, 
             load = want[kind = KX_K_FORK];
         } else if (strcmp(name, "kx_on_exit") == 0) {
             load = want[kind = KX_K_EXIT];
-        } else if (strcmp(name, "kx_raw_enter_module") == 0 ||
-                   strcmp(name, "kx_raw_exit_module") == 0) {
+        } else if (strcmp(name, "kx_raw_enter_module") == 0) {
             load = mod_fallback;
             if (load) {
                 p->loaded[KX_K_INIT_MODULE] = want[KX_K_INIT_MODULE];

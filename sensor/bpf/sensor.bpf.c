@@ -69,6 +69,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KX_OVERLAYFS_MAGIC 0x794c7630
 #define KX_CAP_V1 0x19980330 /* _LINUX_CAPABILITY_VERSION_1: one data struct */
 #define KX_SIGKILL 9
+#define KX_ENOSYS 38
 #define KX_NAME_MAX 255
 
 /* Syscall numbers for the raw_syscalls fallback of init_module and
@@ -1068,7 +1069,7 @@ static __always_inline int kx_open_at_exit(struct kx_event *e, struct task_struc
     return pos;
 }
 
-static __always_inline int kx_sys_exit(struct trace_event_raw_sys_exit *ctx, __u32 kind)
+static __always_inline int kx_sys_exit_ret(__u32 kind, long ret)
 {
     __u64 id = bpf_get_current_pid_tgid();
     struct task_struct *t;
@@ -1076,7 +1077,6 @@ static __always_inline int kx_sys_exit(struct trace_event_raw_sys_exit *ctx, __u
     struct kx_scratch *s;
     struct kx_event *e;
     __u64 *a;
-    long ret = ctx->ret;
     int pos = 0;
 
     in = bpf_map_lookup_elem(&kx_inflight, &id);
@@ -1221,6 +1221,11 @@ static __always_inline int kx_sys_exit(struct trace_event_raw_sys_exit *ctx, __u
     return kx_emit(s, e, pos);
 }
 
+static __always_inline int kx_sys_exit(struct trace_event_raw_sys_exit *ctx, __u32 kind)
+{
+    return kx_sys_exit_ret(kind, ctx->ret);
+}
+
 /* One enter/exit program pair per syscall tracepoint. */
 #define KX_SYSCALL(sc, kind, nargs)                                                                \
     SEC("tp/syscalls/sys_enter_" #sc)                                                              \
@@ -1279,31 +1284,26 @@ KX_SYSCALL(tgkill, KX_K_TGKILL, 3)
 KX_SYSCALL(process_vm_writev, KX_K_PROCESS_VM_WRITEV, 6)
 
 /*
- * Fallback for kernels without syscalls:sys_*_init_module (built without
- * CONFIG_MODULES, where the calls fail with ENOSYS but are still an attempt
- * worth reporting). Runs on every syscall, so user space loads it only when
- * a module kind is wanted and its own tracepoints are missing.
+ * Fallback for kernels without syscalls:sys_*_init_module: they were built
+ * without CONFIG_MODULES, so both calls are sys_ni_syscall and fail with
+ * ENOSYS, yet an attempt is still worth reporting. This program runs on
+ * every syscall of the node (~0.25 us each here), so user space loads it
+ * only when a module kind is wanted and the tracepoints are missing, and it
+ * is enter-only: the result is known (-ENOSYS), so the record is emitted at
+ * once instead of paying for a second program on every sys_exit.
  */
 SEC("tp/raw_syscalls/sys_enter")
 int kx_raw_enter_module(struct trace_event_raw_sys_enter *ctx)
 {
     long nr = ctx->id;
+    __u32 kind;
 
     if (nr == KX_NR_INIT_MODULE)
-        return kx_sys_enter(ctx, KX_K_INIT_MODULE, 6);
-    if (nr == KX_NR_FINIT_MODULE)
-        return kx_sys_enter(ctx, KX_K_FINIT_MODULE, 6);
-    return 0;
-}
-
-SEC("tp/raw_syscalls/sys_exit")
-int kx_raw_exit_module(struct trace_event_raw_sys_exit *ctx)
-{
-    long nr = ctx->id;
-
-    if (nr == KX_NR_INIT_MODULE)
-        return kx_sys_exit(ctx, KX_K_INIT_MODULE);
-    if (nr == KX_NR_FINIT_MODULE)
-        return kx_sys_exit(ctx, KX_K_FINIT_MODULE);
-    return 0;
+        kind = KX_K_INIT_MODULE;
+    else if (nr == KX_NR_FINIT_MODULE)
+        kind = KX_K_FINIT_MODULE;
+    else
+        return 0;
+    kx_sys_enter(ctx, kind, 6);
+    return kx_sys_exit_ret(kind, -KX_ENOSYS);
 }
