@@ -44,7 +44,12 @@
 #include "util.h"
 
 #define KX_DRAIN_NS (2 * KX_NSEC_PER_SEC) /* flush budget on shutdown */
-#define KX_POLL_MS 100 /* frequent kinds wake the reader only per 64 KiB: this bounds their latency */
+/* The kernel side wakes us at most once per 10 ms and per 64 KiB of frequent
+ * kinds (sensor.bpf.c, kx_wakeup_flags), so records can wait for our own
+ * timeout: short while records flow (the tail of a burst is seen within
+ * ~10 ms), long when idle. */
+#define KX_POLL_MS 100
+#define KX_POLL_BUSY_MS 10
 #define KX_TICK_NS KX_NSEC_PER_SEC /* housekeeping and telemetry snapshot */
 
 static volatile sig_atomic_t kx_stop_signal; /* set by the handler, read by main */
@@ -352,6 +357,7 @@ int main(int argc, char **argv)
     char node[256], node_tok[128], subject[192], hb_subject[192], err[512];
     int64_t start_mono = kx_monotonic_ns(), next_tick, next_hb;
     int rc = 1, opt;
+    bool busy = false; /* the last poll handled records */
 
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -500,13 +506,14 @@ int main(int argc, char **argv)
     next_tick = kx_monotonic_ns() + KX_TICK_NS;
     next_hb = cfg.sensor.heartbeat_interval ? kx_monotonic_ns() : INT64_MAX;
     while (!kx_stop_signal) {
-        int n = kx_probe_poll(probe, KX_POLL_MS);
+        int n = kx_probe_poll(probe, busy ? KX_POLL_BUSY_MS : KX_POLL_MS);
         int64_t now;
 
         if (n < 0 && n != -EINTR) {
             kx_error("ring buffer poll failed: %s", strerror(-n));
             goto cleanup;
         }
+        busy = n > 0;
         now = kx_monotonic_ns();
         if (now >= next_tick) {
             kx_detect_tick(det);
