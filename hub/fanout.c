@@ -7,6 +7,7 @@
  * that dies mid-delivery leaves it unacked and AckWait brings it back.
  */
 #include <ctype.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,6 +36,17 @@ static const struct kx_opt common_opts[] = {
      "redeliver when a hub dies mid-delivery after this long"},
     {"batch_size", KX_OPT_INT, "0", O(batch_size), 0,
      "alerts per request (0 = the output's maximum)"},
+    {"rules", KX_OPT_STRLIST, NULL, O(rules), 0,
+     "only alerts of these rules (globs: \"Terminal shell*\"); empty = all"},
+    {"tags", KX_OPT_STRLIST, NULL, O(tags), 0, "only alerts with one of these tags; empty = all"},
+    {"sources", KX_OPT_STRLIST, NULL, O(sources), 0,
+     "only alerts from these sources (syscall, k8s_audit, ...); empty = all"},
+    {"namespaces", KX_OPT_STRLIST, NULL, O(namespaces), 0,
+     "only alerts whose k8s.ns.name is one of these; empty = all"},
+    {"customfields", KX_OPT_STRMAP, NULL, O(customfields), 0,
+     "fields added to every alert's output_fields (env: \"k:v,k:v\")"},
+    {"templatedfields", KX_OPT_STRMAP, NULL, O(templatedfields), 0,
+     "fields added, rendered from the alert: {summary: \"%rule on %hostname\"}"},
     {0},
 };
 
@@ -107,11 +119,86 @@ int kx_output_instance_init(struct kx_output_instance *inst, const struct kx_con
         c->batch_size = (int64_t)max_batch;
     if (c->ack_wait < KX_NSEC_PER_SEC)
         kx_diag_add(d, kx_config_get(map, "ack_wait"), "ack_wait must be at least 1s");
+    if (c->templatedfields.n &&
+        !(inst->templated = calloc(c->templatedfields.n, sizeof(*inst->templated))))
+        kx_diag_add(d, map, "out of memory");
+    for (size_t i = 0; inst->templated && i < c->templatedfields.n; i++) {
+        char err[128];
+
+        inst->templated[i] = kx_template_compile(c->templatedfields.vals[i], err, sizeof(err));
+        if (!inst->templated[i])
+            kx_diag_add(d, kx_config_get(map, "templatedfields"), "templatedfields.%s: %s",
+                        c->templatedfields.keys[i], err);
+    }
     return d->n > before ? -EINVAL : 0;
+}
+
+static bool list_has(const struct kx_strlist *l, const char *s)
+{
+    for (size_t i = 0; s && i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+bool kx_output_wants(const struct kx_output_instance *inst, const struct kx_alert *a)
+{
+    const struct kx_output_common *c = &inst->common;
+
+    if (c->rules.n) {
+        bool hit = false;
+
+        for (size_t i = 0; i < c->rules.n && !hit; i++)
+            hit = fnmatch(c->rules.v[i], a->rule, 0) == 0;
+        if (!hit)
+            return false;
+    }
+    if (c->tags.n) {
+        const cJSON *tags = kx_alert_field(a, "tags"), *t;
+        bool hit = false;
+
+        if (!cJSON_IsArray(tags))
+            return false;
+        cJSON_ArrayForEach(t, tags)
+            hit = hit || (cJSON_IsString(t) && list_has(&c->tags, t->valuestring));
+        if (!hit)
+            return false;
+    }
+    if (c->sources.n && !list_has(&c->sources, a->source))
+        return false;
+    if (c->namespaces.n) {
+        char ns[256];
+
+        if (!list_has(&c->namespaces, kx_alert_field_str(a, "k8s.ns.name", ns, sizeof(ns))))
+            return false;
+    }
+    return true;
+}
+
+int kx_output_decorate(const struct kx_output_instance *inst, struct kx_alert *a)
+{
+    const struct kx_output_common *c = &inst->common;
+    struct kx_buf b;
+    int rc = 0;
+
+    for (size_t i = 0; i < c->customfields.n && rc == 0; i++)
+        rc = kx_alert_set_str(a, c->customfields.keys[i], c->customfields.vals[i]);
+    kx_buf_init(&b, 64 * 1024);
+    for (size_t i = 0; i < c->templatedfields.n && inst->templated && rc == 0; i++) {
+        kx_buf_reset(&b);
+        rc = kx_template_render(inst->templated[i], a, &b);
+        if (rc == 0)
+            rc = kx_alert_set_str(a, c->templatedfields.keys[i], b.data ? b.data : "");
+    }
+    kx_buf_free(&b);
+    return rc;
 }
 
 void kx_output_instance_release(struct kx_output_instance *inst)
 {
+    for (size_t i = 0; inst->templated && i < inst->common.templatedfields.n; i++)
+        kx_template_free(inst->templated[i]);
+    free(inst->templated);
     if (inst->ops && inst->ops->opts && inst->settings)
         kx_config_release(inst->ops->opts, inst->settings);
     free(inst->settings);
@@ -257,10 +344,15 @@ static int64_t process(struct out_worker *w, natsMsgList *list)
             dead_letter(w, msg, NULL, err);
             continue;
         }
-        if (a->priority > w->inst.common.minimumpriority) {
+        if (a->priority > w->inst.common.minimumpriority || !kx_output_wants(&w->inst, a)) {
             kx_metric_inc(w->m->filtered);
             natsMsg_Ack(msg, NULL);
             kx_alert_free(a);
+            continue;
+        }
+        if (kx_output_decorate(&w->inst, a) < 0) {
+            kx_alert_free(a); /* out of memory: leave it for redelivery */
+            natsMsg_Nak(msg, NULL);
             continue;
         }
         alerts[n] = a;

@@ -17,6 +17,7 @@
 #include "alert.h"
 #include "config.h"
 #include "outputs.h"
+#include "template.h"
 
 #define KX_MAX_BACKOFF 16
 
@@ -30,6 +31,12 @@ struct kx_output_common {
     struct kx_strlist backoff;        /* delays between attempts, e.g. 1s,5s,30s */
     int64_t ack_wait;                 /* redelivery after a crash mid-delivery */
     int64_t batch_size;               /* alerts per deliver() call, <= ops->max_batch */
+    struct kx_strlist rules;          /* only these rules (globs); empty = all */
+    struct kx_strlist tags;           /* only alerts with one of these tags; empty = all */
+    struct kx_strlist sources;        /* only these sources ("syscall", "k8s_audit"); empty = all */
+    struct kx_strlist namespaces;     /* only these k8s.ns.name; empty = all */
+    struct kx_strmap customfields;    /* added to output_fields (Falcosidekick's customfields) */
+    struct kx_strmap templatedfields; /* added, rendered from the alert (%field / {{field}}) */
 };
 
 struct kx_output_instance {
@@ -38,7 +45,17 @@ struct kx_output_instance {
     void *settings;                   /* owned: ops->settings_size bytes */
     int64_t backoff[KX_MAX_BACKOFF];  /* parsed common.backoff, ns */
     int nbackoff;
+    struct kx_template **templated;   /* owned: one per common.templatedfields entry */
 };
+
+/*
+ * Whether the instance's rule/tag/source/namespace filters let a through
+ * (minimumpriority is checked apart). Pure; both borrowed.
+ */
+bool kx_output_wants(const struct kx_output_instance *inst, const struct kx_alert *a);
+
+/* Adds customfields and templatedfields to a's output_fields. 0 or -ENOMEM. */
+int kx_output_decorate(const struct kx_output_instance *inst, struct kx_alert *a);
 
 /* Parses one output map (common keys + the type's own keys, unknown keys
  * rejected). 0 or -EINVAL with diagnostics. Always release afterwards. */

@@ -257,6 +257,39 @@ def test_minimumpriority_and_file_output(hub, sink, tmp_path):
     assert h.metric("klaxon_output_filtered_total", output="hook") == 1
 
 
+def test_output_filters_and_added_fields(hub, sink, tmp_path):
+    """Per-output rule/tag/namespace filters, customfields and templatedfields
+    (Falcosidekick's names): two outputs with different routes, one sink."""
+    out = tmp_path / "all.jsonl"
+    h = hub(outputs=[
+        {"name": "shop-shells", "type": "webhook", "address": sink.url,
+         "rules": ["Terminal shell*"], "namespaces": ["shop"],
+         "customfields": {"env": "prod"},
+         "templatedfields": {"summary": "%rule in {{ k8s.ns.name }} on %hostname"}},
+        {"name": "everything", "type": "file", "path": str(out)},
+    ])
+    hit = falco_alert(container="111111111111")
+    hit["output_fields"]["k8s.ns.name"] = "shop"
+    other_ns = falco_alert(container="222222222222")
+    other_ns["output_fields"]["k8s.ns.name"] = "dev"
+    other_rule = falco_alert(rule="Write below etc", container="333333333333")
+    other_rule["output_fields"]["k8s.ns.name"] = "shop"
+    for a in (other_ns, other_rule, hit):
+        assert h.post(a)[0] == 200
+    wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 3, 10,
+             what="file output")
+    got = sink.wait_for(lambda xs: len(xs) >= 1)
+    time.sleep(0.5)
+    assert sink.uuids() == [hit["uuid"]]
+    f = got[0]["output_fields"]
+    assert f["env"] == "prod"
+    assert f["summary"] == "Terminal shell in container in shop on node-a"
+    assert h.metric("klaxon_output_filtered_total", output="shop-shells") == 2
+    # the other output saw the alerts undecorated
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert all("env" not in l["output_fields"] for l in lines)
+
+
 def test_slow_output_does_not_delay_another(hub, sink, tmp_path):
     sink.delay = 1.0      # a very slow webhook
     out = tmp_path / "fast.jsonl"
