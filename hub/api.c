@@ -7,12 +7,15 @@
  *   GET  /healthz          200 when NATS is connected, else 503
  *   GET  /ping             "pong" (Falcosidekick's liveness probe)
  *   GET  /metrics          Prometheus text format
+ *   POST /test             a test alert to every enabled output (Falcosidekick's /test)
  *
  * Handlers run on the kx-http thread (see http.h).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -57,6 +60,44 @@ static void on_ingest(struct kx_hub *h, const struct kx_http_req *req, struct kx
     }
 }
 
+/*
+ * POST /test: a "Test rule" alert (Debug, tag "test") straight onto
+ * KLAXON_EVENTS, past dedupe, with header Klaxon-Test so every output's
+ * worker delivers it whatever its minimumpriority and routes: the point is
+ * to check each destination end to end, as Falcosidekick's /test does.
+ */
+static void on_test(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r)
+{
+    char host[256] = "", err[512], subject[128];
+    const char *name = h->cfg.hub_name && *h->cfg.hub_name ? h->cfg.hub_name : NULL;
+    struct kx_alert *a;
+    char *json = NULL;
+    int rc = -ENOMEM;
+
+    if (!name && gethostname(host, sizeof(host) - 1) == 0)
+        name = host;
+    a = kx_alert_new("Test rule", KX_PRI_DEBUG, "klaxon", name ? name : "klaxon-hub",
+                     "This is a test from klaxon-hub: if you can read it, this output works",
+                     0);
+    if (a && kx_alert_add_tag(a, "test") == 0 && kx_alert_set_str(a, "klaxon.test", "true") == 0)
+        json = kx_alert_to_json(a);
+    snprintf(subject, sizeof(subject), KX_SUBJ_EVENTS ".debug.test_rule");
+    if (json)
+        rc = kx_bus_publish(h->bus, subject, json, strlen(json), a->uuid, KX_HDR_TEST, "1",
+                            h->cfg.publish_timeout, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "out of memory");
+    if (rc >= 0) {
+        kx_info("http: test alert %s sent to every output (asked by %s)", a->uuid, req->peer);
+        reply_json(r, 200, "status", "sent to every enabled output", "uuid", a->uuid);
+    } else {
+        kx_warn("http: cannot send the test alert: %s", err);
+        reply_json(r, 503, "error", err, NULL, NULL);
+    }
+    free(json);
+    kx_alert_free(a);
+}
+
 /* Runs on the kx-http thread. */
 static void api_on_request(void *ctx, const struct kx_http_req *req, struct kx_http_resp *r)
 {
@@ -72,6 +113,13 @@ static void api_on_request(void *ctx, const struct kx_http_req *req, struct kx_h
         else
             reply_json(r, 405, "error", "method not allowed: POST a Falco JSON alert", NULL,
                        NULL);
+        return;
+    }
+    if (strcmp(req->path, "/test") == 0) {
+        if (post)
+            on_test(h, req, r);
+        else
+            reply_json(r, 405, "error", "method not allowed: POST /test", NULL, NULL);
         return;
     }
     if (!get) {

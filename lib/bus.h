@@ -27,6 +27,7 @@
 
 #define KX_HDR_MSG_ID  "Nats-Msg-Id"
 #define KX_HDR_REASON  "Klaxon-Reason"   /* on dead-lettered messages */
+#define KX_HDR_TEST    "Klaxon-Test"     /* on POST /test alerts: every output delivers them */
 
 struct kx_bus_opts {
     const char *url;         /* "nats://127.0.0.1:4222" (comma-separated list ok) */

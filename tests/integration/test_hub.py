@@ -290,6 +290,31 @@ def test_output_filters_and_added_fields(hub, sink, tmp_path):
     assert all("env" not in l["output_fields"] for l in lines)
 
 
+def test_post_test_reaches_every_output_whatever_its_filters(hub, sink, tmp_path):
+    """POST /test (Falcosidekick's) sends one Debug alert to every enabled
+    output, past minimumpriority and routes, so each destination is checked."""
+    out = tmp_path / "test.jsonl"
+    h = hub(outputs=[
+        {"name": "strict", "type": "webhook", "address": sink.url,
+         "minimumpriority": "critical", "rules": ["Something else"]},
+        {"name": "jsonl", "type": "file", "path": str(out)},
+        {"name": "off", "type": "file", "path": str(tmp_path / "off.jsonl"), "enabled": False},
+    ])
+    status, body = h.post(b"", path="/test")
+    assert status == 200, body
+    uuid = json.loads(body)["uuid"]
+    got = sink.wait_for(lambda xs: len(xs) >= 1)
+    assert got[0]["uuid"] == uuid and got[0]["rule"] == "Test rule"
+    assert got[0]["priority"] == "Debug" and "test" in got[0]["tags"]
+    wait_for(lambda: out.exists() and uuid in out.read_text(), 10, what="file output")
+    assert not (tmp_path / "off.jsonl").exists()
+    # a normal Debug alert is still filtered by the strict output
+    assert h.post(falco_alert(priority="Debug"))[0] == 200
+    time.sleep(1.0)
+    assert len(sink.uuids()) == 1
+    assert h.get("/test")[0] == 405
+
+
 def test_slow_output_does_not_delay_another(hub, sink, tmp_path):
     sink.delay = 1.0      # a very slow webhook
     out = tmp_path / "fast.jsonl"
