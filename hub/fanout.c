@@ -449,6 +449,9 @@ static int worker_setup(struct out_worker *w, struct kx_hub *h, const struct kx_
     w->out.name = w->inst.common.name;
     w->out.settings = w->inst.settings;
     if (w->inst.ops->init && (rc = w->inst.ops->init(&w->out, map, &d)) != 0) {
+        /* every problem, not just the first: one restart fixes them all */
+        for (size_t i = 1; i < d.n; i++)
+            kx_error("output %s: %s", w->inst.common.name, d.msgs[i]);
         snprintf(err, errlen, "output %s: %s", w->inst.common.name,
                  d.n ? d.msgs[0] : (w->out.error[0] ? w->out.error : strerror(-rc)));
         kx_diag_free(&d);

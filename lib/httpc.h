@@ -46,11 +46,11 @@ int kx_httpc_send(struct kx_httpc *c, const char *method, const char *url,
                   const char *content_type, const struct kx_strmap *headers,
                   const char *body, size_t len, struct kx_http_result *res);
 
-/* Call once from main before threads exist / at exit. */
 /* A Retry-After header value (n bytes, delta-seconds or an HTTP-date) as ns
  * from now, capped at max; 0 when unusable. */
 int64_t kx_httpc_retry_after(const char *v, size_t n, int64_t max);
 
+/* Call once from main before threads exist / at exit. */
 int kx_httpc_global_init(void);
 void kx_httpc_global_cleanup(void);
 

@@ -12,11 +12,13 @@
 extern const struct kx_output_ops kx_output_console;
 extern const struct kx_output_ops kx_output_file;
 extern const struct kx_output_ops kx_output_webhook;
+extern const struct kx_output_ops kx_output_slack;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
     &kx_output_file,
     &kx_output_webhook,
+    &kx_output_slack,
     NULL,
 };
 
