@@ -13,12 +13,14 @@ extern const struct kx_output_ops kx_output_console;
 extern const struct kx_output_ops kx_output_file;
 extern const struct kx_output_ops kx_output_webhook;
 extern const struct kx_output_ops kx_output_slack;
+extern const struct kx_output_ops kx_output_splunk;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
     &kx_output_file,
     &kx_output_webhook,
     &kx_output_slack,
+    &kx_output_splunk,
     NULL,
 };
 
