@@ -39,6 +39,7 @@ struct kx_httpc {
     char *ca_file; /* owned copies, may be NULL */
     char *client_cert;
     char *client_key;
+    size_t max_response; /* bytes of body kept whole, 0 = excerpt only */
     char errbuf[CURL_ERROR_SIZE]; /* curl's message for the last transfer */
 };
 
@@ -82,6 +83,7 @@ struct kx_httpc *kx_httpc_new(const struct kx_httpc_opts *opts)
         return NULL;
     c->timeout = opts && opts->timeout > 0 ? opts->timeout : HTTPC_DEFAULT_TIMEOUT;
     c->insecure = opts && opts->insecure;
+    c->max_response = opts ? opts->max_response : 0;
     if (opts && (httpc_dup(opts->ca_file, &c->ca_file) < 0 ||
                  httpc_dup(opts->client_cert, &c->client_cert) < 0 ||
                  httpc_dup(opts->client_key, &c->client_key) < 0))
@@ -108,22 +110,53 @@ void kx_httpc_free(struct kx_httpc *c)
     free(c);
 }
 
-/* Response body sink: keeps the first sizeof(res->body)-1 bytes. */
+/* Response body sink: keeps the first sizeof(res->body)-1 bytes, and the
+ * whole body up to max in res->full when max > 0. */
 struct httpc_rx {
     struct kx_http_result *res;
     size_t len;
+    size_t max; /* res->full bound; 0 = none */
+    size_t cap;
 };
 
 static size_t httpc_on_body(char *p, size_t size, size_t n, void *ud)
 {
     struct httpc_rx *rx = ud;
-    size_t total = size * n, room = sizeof(rx->res->body) - 1 - rx->len;
+    struct kx_http_result *res = rx->res;
+    size_t total = size * n, room = sizeof(res->body) - 1 - rx->len;
     size_t take = total < room ? total : room;
 
-    memcpy(rx->res->body + rx->len, p, take);
+    memcpy(res->body + rx->len, p, take);
     rx->len += take;
-    rx->res->body[rx->len] = '\0';
-    return total; /* the rest is discarded, not an error */
+    res->body[rx->len] = '\0';
+    if (rx->max && res->full_len + total <= rx->max) {
+        if (res->full_len + total + 1 > rx->cap) {
+            size_t cap = rx->cap ? rx->cap : 4096;
+            char *nb;
+
+            while (cap < res->full_len + total + 1)
+                cap *= 2;
+            if (!(nb = realloc(res->full, cap)))
+                return 0; /* curl reports a write error */
+            res->full = nb;
+            rx->cap = cap;
+        }
+        memcpy(res->full + res->full_len, p, total);
+        res->full_len += total;
+        res->full[res->full_len] = '\0';
+    } else if (rx->max) {
+        return 0; /* over the bound: fail the transfer rather than keep half */
+    }
+    return total; /* without max, the rest is discarded, not an error */
+}
+
+void kx_http_result_release(struct kx_http_result *res)
+{
+    if (!res)
+        return;
+    free(res->full);
+    res->full = NULL;
+    res->full_len = 0;
 }
 
 int64_t kx_httpc_retry_after(const char *v, size_t n, int64_t max)
@@ -277,7 +310,7 @@ int kx_httpc_send(struct kx_httpc *c, const char *method, const char *url, const
                   struct kx_http_result *res)
 {
     struct curl_slist *hdrs = NULL;
-    struct httpc_rx rx = {.res = res};
+    struct httpc_rx rx = {.res = res, .max = c ? c->max_response : 0};
     char shown[HTTPC_URL_SHOWN + 64], excerpt[sizeof(res->error)];
     long timeout_ms;
     CURLcode rc;

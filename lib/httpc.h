@@ -22,6 +22,7 @@ struct kx_httpc_opts {
     const char *ca_file;        /* extra CA bundle, may be NULL */
     const char *client_cert;    /* mutual TLS, may be NULL */
     const char *client_key;
+    size_t max_response;        /* keep up to this many body bytes in res->full; 0 = excerpt only */
 };
 
 struct kx_httpc;   /* one per thread: wraps a reusable CURL easy handle */
@@ -35,7 +36,13 @@ struct kx_http_result {
     int64_t retry_after;        /* ns from Retry-After, 0 if none */
     char body[512];             /* response body excerpt, NUL-terminated */
     char error[256];            /* transport error or "HTTP 400: <body>" */
+    char *full;                 /* owned: the whole body (NUL-terminated) when the client has
+                                 * max_response; NULL otherwise. kx_http_result_release() */
+    size_t full_len;
 };
+
+/* Frees res->full; the rest of res stays readable. */
+void kx_http_result_release(struct kx_http_result *res);
 
 /*
  * POSTs (method may be "PUT" etc.; NULL = POST) body to url with the given

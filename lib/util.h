@@ -55,6 +55,10 @@ void kx_buf_free(struct kx_buf *b);    /* releases memory; no-op on a zeroed buf
  * string (caller owns). NULL and errno set on failure (E2BIG if too big). */
 char *kx_read_file(const char *path, size_t max, size_t *len_out);
 
+/* Standard base64 (with padding) of n bytes into a new NUL-terminated
+ * string (caller frees), its length in *outlen (may be NULL). NULL on OOM. */
+char *kx_base64_encode(const void *p, size_t n, size_t *outlen);
+
 /* 64-bit FNV-1a, for dedupe keys and hashing. */
 uint64_t kx_hash64(const void *p, size_t n, uint64_t seed);
 

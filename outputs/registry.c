@@ -14,6 +14,7 @@ extern const struct kx_output_ops kx_output_file;
 extern const struct kx_output_ops kx_output_webhook;
 extern const struct kx_output_ops kx_output_slack;
 extern const struct kx_output_ops kx_output_splunk;
+extern const struct kx_output_ops kx_output_elasticsearch;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
@@ -21,6 +22,7 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_webhook,
     &kx_output_slack,
     &kx_output_splunk,
+    &kx_output_elasticsearch,
     NULL,
 };
 

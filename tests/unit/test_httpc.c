@@ -663,9 +663,29 @@ static void test_tls_mutual(void **state)
     tls_peer_stop(&t);
 }
 
+/* Basic auth for outputs needs base64 (RFC 4648 test vectors). */
+static void test_base64(void **state)
+{
+    static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
+                                       "Zm9vYmFy"};
+    size_t n;
+
+    (void)state;
+    for (size_t i = 0; i < 7; i++) {
+        char *b = kx_base64_encode(in[i], strlen(in[i]), &n);
+
+        assert_non_null(b);
+        assert_string_equal(b, want[i]);
+        assert_int_equal(n, strlen(want[i]));
+        free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64),
         cmocka_unit_test_setup_teardown(test_2xx_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_4xx_permanent_with_excerpt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_5xx_retry, setup, teardown),
