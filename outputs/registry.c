@@ -15,6 +15,7 @@ extern const struct kx_output_ops kx_output_webhook;
 extern const struct kx_output_ops kx_output_slack;
 extern const struct kx_output_ops kx_output_splunk;
 extern const struct kx_output_ops kx_output_elasticsearch;
+extern const struct kx_output_ops kx_output_loki;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
@@ -23,6 +24,7 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_slack,
     &kx_output_splunk,
     &kx_output_elasticsearch,
+    &kx_output_loki,
     NULL,
 };
 
