@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dedupe.h"
 #include "fanout.h"
 #include "hub.h"
 #include "log.h"
@@ -353,6 +354,12 @@ static int64_t process(struct out_worker *w, natsMsgList *list)
             natsMsg_Ack(msg, NULL);
             kx_alert_free(a);
             continue;
+        }
+        if (w->inst.ops->dedupe_key && !kx_alert_field(a, "klaxon.dedupe_key")) {
+            char key[KX_DEDUPE_KEY_LEN + 1];
+
+            kx_dedupe_key(a, &w->hub->cfg.dedupe_keys, key);
+            kx_alert_set_str(a, "klaxon.dedupe_key", key);
         }
         if (kx_output_decorate(&w->inst, a) < 0) {
             kx_alert_free(a); /* out of memory: leave it for redelivery */

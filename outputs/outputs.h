@@ -45,6 +45,8 @@ struct kx_output_ops {
     const struct kx_opt *opts;           /* settings table, may be NULL */
     size_t settings_size;                /* size of the settings struct */
     size_t max_batch;                    /* largest batch deliver() accepts (>= 1) */
+    bool dedupe_key;                     /* the core adds output_fields["klaxon.dedupe_key"]:
+                                          * the hub's dedupe key of the alert (hex) */
     /* cfg: the instance's YAML map (borrowed, may be NULL), for extra checks. */
     int (*init)(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d);
     int (*deliver)(struct kx_output *o, struct kx_alert *const *batch, size_t n);

@@ -16,6 +16,7 @@ extern const struct kx_output_ops kx_output_slack;
 extern const struct kx_output_ops kx_output_splunk;
 extern const struct kx_output_ops kx_output_elasticsearch;
 extern const struct kx_output_ops kx_output_loki;
+extern const struct kx_output_ops kx_output_pagerduty;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
@@ -25,6 +26,7 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_splunk,
     &kx_output_elasticsearch,
     &kx_output_loki,
+    &kx_output_pagerduty,
     NULL,
 };
 
