@@ -25,6 +25,7 @@
 #include "alert.h"
 #include "config.h"
 #include "httpc.h"
+#include "httpout.h"
 #include "outputs.h"
 #include "util.h"
 
@@ -40,18 +41,12 @@ struct es_settings {
     char *password;  /* secret */
     char *apikey;    /* secret: Authorization: ApiKey <apikey> */
     char *pipeline;  /* ingest pipeline, optional */
-    bool checkcert;
-    char *cafile;
-    char *clientcert;
-    char *clientkey;
-    int64_t timeout; /* ns */
+    struct kx_httpout_conn http;
 };
 
 struct es_state {
-    struct kx_httpc *http;    /* owned */
-    char *url;                /* owned: <hostport>/_bulk[?pipeline=] */
-    struct kx_strmap headers; /* owned: Authorization when configured */
-    int suffix;               /* ES_DAILY ... */
+    struct kx_httpout h; /* first (kx_httpout_destroy); url: <hostport>/_bulk[?pipeline=] */
+    int suffix;          /* ES_DAILY ... */
 };
 
 enum { ES_DAILY, ES_MONTHLY, ES_ANNUALLY, ES_NONE };
@@ -68,11 +63,7 @@ static const struct kx_opt es_opts[] = {
     {"password", KX_OPT_STR, "", E(password), KX_OPT_SECRET, "basic auth password"},
     {"apikey", KX_OPT_STR, "", E(apikey), KX_OPT_SECRET, "API key (Authorization: ApiKey ...)"},
     {"pipeline", KX_OPT_STR, "", E(pipeline), 0, "ingest pipeline to run"},
-    {"checkcert", KX_OPT_BOOL, "true", E(checkcert), 0, "verify the server's TLS certificate"},
-    {"cafile", KX_OPT_STR, NULL, E(cafile), 0, "extra CA bundle (PEM)"},
-    {"clientcert", KX_OPT_STR, NULL, E(clientcert), 0, "client certificate (PEM), mutual TLS"},
-    {"clientkey", KX_OPT_STR, NULL, E(clientkey), 0, "client private key (PEM), mutual TLS"},
-    {"timeout", KX_OPT_DURATION, "10s", E(timeout), 0, "whole-request timeout"},
+    KX_HTTPOUT_OPTS(struct es_settings),
     {0},
 };
 
@@ -100,38 +91,15 @@ static void es_index(const struct es_settings *s, int suffix, int64_t t_ns, char
     }
 }
 
-static int add_header(struct kx_strmap *m, const char *name, const char *fmt, const char *a,
-                      const char *b)
-{
-    char *v = NULL;
-
-    if ((b ? asprintf(&v, fmt, a, b) : asprintf(&v, fmt, a)) < 0)
-        return -ENOMEM;
-    m->keys = calloc(1, sizeof(char *));
-    m->vals = calloc(1, sizeof(char *));
-    if (!m->keys || !m->vals || !(m->keys[0] = strdup(name))) {
-        free(v);
-        return -ENOMEM;
-    }
-    m->vals[0] = v;
-    m->n = 1;
-    return 0;
-}
-
 /* Output worker thread. */
 static int es_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct es_settings *s = o->settings;
-    struct kx_httpc_opts hopts;
     struct es_state *st;
-    size_t before = d->n, len;
+    size_t before = d->n;
     int suffix = ES_DAILY, rc = 0;
 
-    if (!s->hostport || (strncasecmp(s->hostport, "https://", 8) != 0 &&
-                         strncasecmp(s->hostport, "http://", 7) != 0))
-        kx_diag_add(d, kx_config_get(cfg, "hostport"),
-                    "output %s: hostport must be an http(s):// URL, e.g. https://es:9200",
-                    o->name);
+    kx_httpout_check_url(o, cfg, "hostport", s->hostport, "https://es:9200", d);
     /* Elasticsearch's own rules for index names */
     if (!s->index || !*s->index || strpbrk(s->index, "\\/*?\"<>| ,#:") || s->index[0] == '_' ||
         s->index[0] == '-' || s->index[0] == '+')
@@ -159,12 +127,6 @@ static int es_init(struct kx_output *o, const struct kx_config_node *cfg, struct
     if (s->apikey && *s->apikey && s->username && *s->username)
         kx_diag_add(d, kx_config_get(cfg, "apikey"),
                     "output %s: use either apikey or username/password, not both", o->name);
-    if ((s->clientcert && *s->clientcert) != (s->clientkey && *s->clientkey))
-        kx_diag_add(d, kx_config_get(cfg, "clientcert"),
-                    "output %s: mutual TLS needs both clientcert and clientkey", o->name);
-    if (s->timeout <= 0)
-        kx_diag_add(d, kx_config_get(cfg, "timeout"), "output %s: timeout must be positive",
-                    o->name);
     if (d->n > before)
         return -EINVAL;
 
@@ -173,41 +135,28 @@ static int es_init(struct kx_output *o, const struct kx_config_node *cfg, struct
         return -ENOMEM;
     o->priv = st; /* destroy frees whatever is made below */
     st->suffix = suffix;
-    len = strlen(s->hostport);
-    while (len && s->hostport[len - 1] == '/')
-        len--;
-    if (asprintf(&st->url, "%.*s/_bulk%s%s", (int)len, s->hostport,
-                 s->pipeline && *s->pipeline ? "?pipeline=" : "",
-                 s->pipeline && *s->pipeline ? s->pipeline : "") < 0) {
-        st->url = NULL;
-        return -ENOMEM;
-    }
-    if (s->apikey && *s->apikey) {
-        rc = add_header(&st->headers, "Authorization", "ApiKey %s", s->apikey, NULL);
-    } else if (s->username && *s->username) {
-        char *up = NULL, *b64;
-        size_t n;
+    st->h.url = kx_httpout_url(s->hostport, "/_bulk");
+    if (st->h.url && s->pipeline && *s->pipeline) {
+        char *u = NULL;
 
-        if (asprintf(&up, "%s:%s", s->username, s->password ? s->password : "") < 0)
-            return -ENOMEM;
-        b64 = kx_base64_encode(up, strlen(up), &n);
-        explicit_bzero(up, strlen(up));
-        free(up);
-        if (!b64)
-            return -ENOMEM;
-        rc = add_header(&st->headers, "Authorization", "Basic %s", b64, NULL);
-        free(b64);
+        if (asprintf(&u, "%s?pipeline=%s", st->h.url, s->pipeline) < 0)
+            u = NULL;
+        free(st->h.url);
+        st->h.url = u;
+    }
+    if (!st->h.url)
+        return -ENOMEM;
+    if (s->apikey && *s->apikey) {
+        char *v = NULL;
+
+        rc = kx_httpout_header(&st->h.headers, "Authorization",
+                               asprintf(&v, "ApiKey %s", s->apikey) < 0 ? NULL : v);
+    } else if (s->username && *s->username) {
+        rc = kx_httpout_basic_auth(&st->h.headers, s->username, s->password);
     }
     if (rc < 0)
         return rc;
-    hopts = (struct kx_httpc_opts){.timeout = s->timeout,
-                                   .insecure = !s->checkcert,
-                                   .ca_file = s->cafile,
-                                   .client_cert = s->clientcert,
-                                   .client_key = s->clientkey,
-                                   .max_response = KX_ES_RESP_MAX};
-    st->http = kx_httpc_new(&hopts);
-    return st->http ? 0 : -ENOMEM;
+    return kx_httpout_open(o, cfg, &s->http, KX_ES_RESP_MAX, &st->h, d);
 }
 
 /*
@@ -285,12 +234,10 @@ static int es_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t
         kx_buf_free(&b);
         return -EAGAIN;
     }
-    rc = kx_httpc_send(st->http, "POST", st->url, "application/x-ndjson", &st->headers, b.data,
-                       b.len, &res);
+    rc = kx_httpout_send(o, st->h.http, st->h.url, "application/x-ndjson", &st->h.headers, &b,
+                         "elasticsearch", &res);
     kx_buf_free(&b);
     if (rc != 0) {
-        snprintf(o->error, sizeof(o->error), "elasticsearch: %.230s", res.error);
-        o->retry_after = res.retry_after;
         kx_http_result_release(&res);
         return rc;
     }
@@ -304,24 +251,6 @@ static int es_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t
     return 0;
 }
 
-static void es_destroy(struct kx_output *o)
-{
-    struct es_state *st = o->priv;
-
-    if (!st)
-        return;
-    kx_httpc_free(st->http);
-    free(st->url);
-    if (st->headers.n) {
-        explicit_bzero(st->headers.vals[0], strlen(st->headers.vals[0]));
-        free(st->headers.vals[0]);
-        free(st->headers.keys[0]);
-    }
-    free(st->headers.vals);
-    free(st->headers.keys);
-    free(st);
-    o->priv = NULL;
-}
 
 const struct kx_output_ops kx_output_elasticsearch = {
     .name = "elasticsearch",
@@ -331,5 +260,5 @@ const struct kx_output_ops kx_output_elasticsearch = {
     .max_batch = KX_ES_BATCH,
     .init = es_init,
     .deliver = es_deliver,
-    .destroy = es_destroy,
+    .destroy = kx_httpout_destroy,
 };

@@ -26,6 +26,7 @@
 #include "alert.h"
 #include "config.h"
 #include "httpc.h"
+#include "httpout.h"
 #include "outputs.h"
 #include "util.h"
 
@@ -39,15 +40,11 @@ struct loki_settings {
     char *user;                   /* basic auth */
     char *apikey;                 /* basic auth password, a secret */
     char *format;                 /* json | text */
-    bool checkcert;
-    char *cafile;
-    int64_t timeout;
+    struct kx_httpout_conn http;
 };
 
 struct loki_state {
-    struct kx_httpc *http;
-    char *url;
-    struct kx_strmap headers; /* owned: X-Scope-OrgID, Authorization */
+    struct kx_httpout h; /* first (kx_httpout_destroy); url: <hostport>/loki/api/v1/push */
     bool text;
 };
 
@@ -62,9 +59,7 @@ static const struct kx_opt loki_opts[] = {
     {"user", KX_OPT_STR, "", L(user), 0, "basic auth user"},
     {"apikey", KX_OPT_STR, "", L(apikey), KX_OPT_SECRET, "basic auth password / API key"},
     {"format", KX_OPT_STR, "json", L(format), 0, "log line: json (the alert) or text (output)"},
-    {"checkcert", KX_OPT_BOOL, "true", L(checkcert), 0, "verify the server's TLS certificate"},
-    {"cafile", KX_OPT_STR, NULL, L(cafile), 0, "extra CA bundle (PEM)"},
-    {"timeout", KX_OPT_DURATION, "10s", L(timeout), 0, "whole-request timeout"},
+    KX_HTTPOUT_OPTS(struct loki_settings),
     {0},
 };
 
@@ -82,49 +77,17 @@ static void label_name(const char *in, char *out, size_t len)
     out[o] = '\0';
 }
 
-static int strmap_push(struct kx_strmap *m, const char *k, char *v /* takes ownership */)
-{
-    char **nk = realloc(m->keys, (m->n + 1) * sizeof(char *));
-    char **nv;
-
-    if (!nk) {
-        free(v);
-        return -ENOMEM;
-    }
-    m->keys = nk;
-    nv = realloc(m->vals, (m->n + 1) * sizeof(char *));
-    if (!nv) {
-        free(v);
-        return -ENOMEM;
-    }
-    m->vals = nv;
-    if (!(m->keys[m->n] = strdup(k))) {
-        free(v);
-        return -ENOMEM;
-    }
-    m->vals[m->n++] = v;
-    return 0;
-}
-
 /* Output worker thread. */
 static int loki_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct loki_settings *s = o->settings;
-    struct kx_httpc_opts hopts;
     struct loki_state *st;
-    size_t before = d->n, len;
+    size_t before = d->n;
 
-    if (!s->hostport || (strncasecmp(s->hostport, "https://", 8) != 0 &&
-                         strncasecmp(s->hostport, "http://", 7) != 0))
-        kx_diag_add(d, kx_config_get(cfg, "hostport"),
-                    "output %s: hostport must be an http(s):// URL, e.g. http://loki:3100",
-                    o->name);
+    kx_httpout_check_url(o, cfg, "hostport", s->hostport, "http://loki:3100", d);
     if (s->format && strcasecmp(s->format, "json") != 0 && strcasecmp(s->format, "text") != 0)
         kx_diag_add(d, kx_config_get(cfg, "format"), "output %s: format \"%s\": want json or text",
                     o->name, s->format);
-    if (s->timeout <= 0)
-        kx_diag_add(d, kx_config_get(cfg, "timeout"), "output %s: timeout must be positive",
-                    o->name);
     if (d->n > before)
         return -EINVAL;
     st = calloc(1, sizeof(*st));
@@ -132,35 +95,14 @@ static int loki_init(struct kx_output *o, const struct kx_config_node *cfg, stru
         return -ENOMEM;
     o->priv = st;
     st->text = s->format && strcasecmp(s->format, "text") == 0;
-    len = strlen(s->hostport);
-    while (len && s->hostport[len - 1] == '/')
-        len--;
-    if (asprintf(&st->url, "%.*s/loki/api/v1/push", (int)len, s->hostport) < 0) {
-        st->url = NULL;
+    if (!(st->h.url = kx_httpout_url(s->hostport, "/loki/api/v1/push")))
         return -ENOMEM;
-    }
-    if (s->tenant && *s->tenant && strmap_push(&st->headers, "X-Scope-OrgID", strdup(s->tenant)))
+    if (s->tenant && *s->tenant &&
+        kx_httpout_header(&st->h.headers, "X-Scope-OrgID", strdup(s->tenant)) < 0)
         return -ENOMEM;
-    if (s->user && *s->user) {
-        char *up = NULL, *b64, *hdr = NULL;
-
-        if (asprintf(&up, "%s:%s", s->user, s->apikey ? s->apikey : "") < 0)
-            return -ENOMEM;
-        b64 = kx_base64_encode(up, strlen(up), NULL);
-        explicit_bzero(up, strlen(up));
-        free(up);
-        if (!b64 || asprintf(&hdr, "Basic %s", b64) < 0) {
-            free(b64);
-            return -ENOMEM;
-        }
-        free(b64);
-        if (strmap_push(&st->headers, "Authorization", hdr))
-            return -ENOMEM;
-    }
-    hopts = (struct kx_httpc_opts){
-        .timeout = s->timeout, .insecure = !s->checkcert, .ca_file = s->cafile};
-    st->http = kx_httpc_new(&hopts);
-    return st->http ? 0 : -ENOMEM;
+    if (s->user && *s->user && kx_httpout_basic_auth(&st->h.headers, s->user, s->apikey) < 0)
+        return -ENOMEM;
+    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
 }
 
 /* The stream labels of a, as a JSON object (caller owns). NULL on OOM. */
@@ -197,8 +139,8 @@ static int loki_deliver(struct kx_output *o, struct kx_alert *const *batch, size
     const struct loki_settings *s = o->settings;
     struct loki_state *st = o->priv;
     cJSON *root = cJSON_CreateObject(), *streams;
-    struct kx_http_result res;
-    char *body = NULL;
+    struct kx_buf body;
+    char *json = NULL;
     int rc = -ENOMEM;
 
     if (!root || !(streams = cJSON_AddArrayToObject(root, "streams")))
@@ -243,15 +185,12 @@ static int loki_deliver(struct kx_output *o, struct kx_alert *const *batch, size
         free(line);
         cJSON_AddItemToArray(values, pair);
     }
-    if (!(body = cJSON_PrintUnformatted(root)))
+    if (!(json = cJSON_PrintUnformatted(root)))
         goto oom;
-    rc = kx_httpc_send(st->http, "POST", st->url, "application/json", &st->headers, body,
-                       strlen(body), &res);
-    if (rc != 0) {
-        snprintf(o->error, sizeof(o->error), "loki: %.240s", res.error);
-        o->retry_after = res.retry_after;
-    }
-    cJSON_free(body);
+    body = (struct kx_buf){.data = json, .len = strlen(json)};
+    rc = kx_httpout_send(o, st->h.http, st->h.url, "application/json", &st->h.headers, &body, "loki",
+                         NULL);
+    cJSON_free(json);
     cJSON_Delete(root);
     return rc;
 oom:
@@ -260,24 +199,6 @@ oom:
     return -EAGAIN;
 }
 
-static void loki_destroy(struct kx_output *o)
-{
-    struct loki_state *st = o->priv;
-
-    if (!st)
-        return;
-    kx_httpc_free(st->http);
-    free(st->url);
-    for (size_t i = 0; i < st->headers.n; i++) {
-        explicit_bzero(st->headers.vals[i], strlen(st->headers.vals[i]));
-        free(st->headers.vals[i]);
-        free(st->headers.keys[i]);
-    }
-    free(st->headers.keys);
-    free(st->headers.vals);
-    free(st);
-    o->priv = NULL;
-}
 
 const struct kx_output_ops kx_output_loki = {
     .name = "loki",
@@ -287,5 +208,5 @@ const struct kx_output_ops kx_output_loki = {
     .max_batch = KX_LOKI_BATCH,
     .init = loki_init,
     .deliver = loki_deliver,
-    .destroy = loki_destroy,
+    .destroy = kx_httpout_destroy,
 };

@@ -30,6 +30,7 @@
 #include "alert.h"
 #include "config.h"
 #include "httpc.h"
+#include "httpout.h"
 #include "outputs.h"
 #include "util.h"
 
@@ -39,14 +40,11 @@ struct pd_settings {
     char *routingkey; /* integration key (32 chars), a secret */
     char *region;     /* us | eu */
     char *url;        /* override of the enqueue URL (proxies, tests) */
-    bool checkcert;
-    char *cafile;
-    int64_t timeout;
+    struct kx_httpout_conn http;
 };
 
 struct pd_state {
-    struct kx_httpc *http;
-    const char *url; /* settings' or the region's (static) */
+    struct kx_httpout h; /* first (kx_httpout_destroy); url: the setting or the region's */
 };
 
 #define P(field) offsetof(struct pd_settings, field)
@@ -56,9 +54,7 @@ static const struct kx_opt pd_opts[] = {
      "Events API v2 integration key (env <NAME>_ROUTINGKEY, e.g. PAGERDUTY_ROUTINGKEY)"},
     {"region", KX_OPT_STR, "us", P(region), 0, "us or eu"},
     {"url", KX_OPT_STR, "", P(url), 0, "enqueue URL override; \"\" = the region's"},
-    {"checkcert", KX_OPT_BOOL, "true", P(checkcert), 0, "verify the server's TLS certificate"},
-    {"cafile", KX_OPT_STR, NULL, P(cafile), 0, "extra CA bundle (PEM)"},
-    {"timeout", KX_OPT_DURATION, "10s", P(timeout), 0, "whole-request timeout"},
+    KX_HTTPOUT_OPTS(struct pd_settings),
     {0},
 };
 
@@ -129,7 +125,6 @@ cleanup:
 static int pd_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct pd_settings *s = o->settings;
-    struct kx_httpc_opts hopts;
     struct pd_state *st;
     const char *url = "https://events.pagerduty.com/v2/enqueue";
     size_t before = d->n;
@@ -143,68 +138,35 @@ static int pd_init(struct kx_output *o, const struct kx_config_node *cfg, struct
         kx_diag_add(d, kx_config_get(cfg, "region"), "output %s: region \"%s\": want us or eu",
                     o->name, s->region);
     if (s->url && *s->url) {
-        if (strncasecmp(s->url, "https://", 8) != 0 && strncasecmp(s->url, "http://", 7) != 0)
-            kx_diag_add(d, kx_config_get(cfg, "url"), "output %s: url must be http(s)://",
-                        o->name);
+        kx_httpout_check_url(o, cfg, "url", s->url, NULL, d);
         url = s->url;
     }
-    if (s->timeout <= 0)
-        kx_diag_add(d, kx_config_get(cfg, "timeout"), "output %s: timeout must be positive",
-                    o->name);
     if (d->n > before)
         return -EINVAL;
     st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    hopts = (struct kx_httpc_opts){
-        .timeout = s->timeout, .insecure = !s->checkcert, .ca_file = s->cafile};
-    if (!(st->http = kx_httpc_new(&hopts))) {
-        free(st);
-        return -ENOMEM;
-    }
-    st->url = url;
     o->priv = st;
-    return 0;
+    if (!(st->h.url = strdup(url)))
+        return -ENOMEM;
+    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
 }
 
+/* kx_httpout_format_fn. */
+static int pd_on_format(struct kx_output *o, const struct kx_alert *a, struct kx_buf *out)
+{
+    return pd_event(o->settings, a, out);
+}
+
+/* Output worker thread. One event per alert (Events API v2 has no batch). */
 static int pd_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
-    const struct pd_settings *s = o->settings;
-    struct pd_state *st = o->priv;
-    struct kx_buf b;
-    int rc = 0;
-
-    kx_buf_init(&b, 1 << 20);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        struct kx_http_result res;
-
-        kx_buf_reset(&b);
-        if (pd_event(s, batch[i], &b) < 0) {
-            snprintf(o->error, sizeof(o->error), "pagerduty: out of memory");
-            rc = -EAGAIN;
-            break;
-        }
-        rc = kx_httpc_send(st->http, "POST", st->url, "application/json", NULL, b.data, b.len,
-                           &res);
-        if (rc != 0) {
-            snprintf(o->error, sizeof(o->error), "pagerduty: %.240s", res.error);
-            o->retry_after = res.retry_after;
-        }
-    }
-    kx_buf_free(&b);
-    return rc;
-}
-
-static void pd_destroy(struct kx_output *o)
-{
     struct pd_state *st = o->priv;
 
-    if (!st)
-        return;
-    kx_httpc_free(st->http);
-    free(st);
-    o->priv = NULL;
+    return kx_httpout_each(o, st->h.http, st->h.url, "application/json", NULL, batch, n,
+                           pd_on_format, "pagerduty");
 }
+
 
 const struct kx_output_ops kx_output_pagerduty = {
     .name = "pagerduty",
@@ -215,5 +177,5 @@ const struct kx_output_ops kx_output_pagerduty = {
     .dedupe_key = true,
     .init = pd_init,
     .deliver = pd_deliver,
-    .destroy = pd_destroy,
+    .destroy = kx_httpout_destroy,
 };

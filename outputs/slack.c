@@ -23,6 +23,7 @@
 #include "alert.h"
 #include "config.h"
 #include "httpc.h"
+#include "httpout.h"
 #include "outputs.h"
 #include "template.h"
 #include "util.h"
@@ -36,13 +37,11 @@ struct slack_settings {
     char *outputformat;           /* all | text | fields */
     char *messageformat;          /* template for the message text above the attachment */
     struct kx_strmap mentions;    /* priority -> mention, e.g. critical: "<!here>" */
-    bool checkcert;
-    char *cafile;
-    int64_t timeout;              /* ns */
+    struct kx_httpout_conn http;  /* TLS and timeout */
 };
 
 struct slack_state {
-    struct kx_httpc *http;        /* owned; this worker's handle */
+    struct kx_httpout h;          /* client (url unused: the webhook URL is a setting) */
     struct kx_template *message;  /* owned, NULL without messageformat */
     int format;                   /* SLACK_ALL | SLACK_TEXT | SLACK_FIELDS */
 };
@@ -64,9 +63,7 @@ static const struct kx_opt slack_opts[] = {
      "message text template above the attachment: \"Alert: %rule on %hostname\""},
     {"mentions", KX_OPT_STRMAP, NULL, S(mentions), 0,
      "mention per priority and above, e.g. {critical: \"<!here>\"}"},
-    {"checkcert", KX_OPT_BOOL, "true", S(checkcert), 0, "verify the server's TLS certificate"},
-    {"cafile", KX_OPT_STR, NULL, S(cafile), 0, "extra CA bundle (PEM)"},
-    {"timeout", KX_OPT_DURATION, "10s", S(timeout), 0, "whole-request timeout"},
+    KX_HTTPOUT_OPTS(struct slack_settings),
     {0},
 };
 
@@ -182,16 +179,13 @@ cleanup:
 static int slack_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct slack_settings *s = o->settings;
-    struct kx_httpc_opts hopts;
     struct slack_state *st;
     size_t before = d->n;
     char err[128];
     int format = SLACK_ALL;
 
-    if (!s->webhookurl || (strncasecmp(s->webhookurl, "https://", 8) != 0 &&
-                           strncasecmp(s->webhookurl, "http://", 7) != 0))
-        kx_diag_add(d, kx_config_get(cfg, "webhookurl"),
-                    "output %s: webhookurl must be an https:// URL", o->name);
+    kx_httpout_check_url(o, cfg, "webhookurl", s->webhookurl,
+                         "https://hooks.slack.com/services/...", d);
     if (!s->outputformat || strcasecmp(s->outputformat, "all") == 0)
         format = SLACK_ALL;
     else if (strcasecmp(s->outputformat, "text") == 0)
@@ -210,32 +204,28 @@ static int slack_init(struct kx_output *o, const struct kx_config_node *cfg, str
                         "output %s: mentions: \"%s\" is not a priority", o->name,
                         s->mentions.keys[i]);
     }
-    if (s->timeout <= 0)
-        kx_diag_add(d, kx_config_get(cfg, "timeout"), "output %s: timeout must be positive",
-                    o->name);
     if (d->n > before)
         return -EINVAL;
     st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
+    o->priv = st; /* destroy frees what is made below */
     st->format = format;
     if (s->messageformat && *s->messageformat &&
         !(st->message = kx_template_compile(s->messageformat, err, sizeof(err)))) {
         kx_diag_add(d, kx_config_get(cfg, "messageformat"), "output %s: messageformat: %s",
                     o->name, err);
-        free(st);
         return -EINVAL;
     }
-    hopts = (struct kx_httpc_opts){
-        .timeout = s->timeout, .insecure = !s->checkcert, .ca_file = s->cafile};
-    st->http = kx_httpc_new(&hopts);
-    if (!st->http) {
-        kx_template_free(st->message);
-        free(st);
-        return -ENOMEM;
-    }
-    o->priv = st;
-    return 0;
+    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+}
+
+/* kx_httpout_format_fn. */
+static int slack_on_format(struct kx_output *o, const struct kx_alert *a, struct kx_buf *out)
+{
+    const struct slack_state *st = o->priv;
+
+    return slack_format(o->settings, st->message, st->format, a, out);
 }
 
 /* Output worker thread. One message per alert (Slack has no batch API). */
@@ -243,28 +233,9 @@ static int slack_deliver(struct kx_output *o, struct kx_alert *const *batch, siz
 {
     const struct slack_settings *s = o->settings;
     struct slack_state *st = o->priv;
-    struct kx_buf b;
-    int rc = 0;
 
-    kx_buf_init(&b, 1 << 20);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        struct kx_http_result res;
-
-        kx_buf_reset(&b);
-        if (slack_format(s, st->message, st->format, batch[i], &b) < 0) {
-            snprintf(o->error, sizeof(o->error), "out of memory formatting the Slack message");
-            rc = -EAGAIN;
-            break;
-        }
-        rc = kx_httpc_send(st->http, "POST", s->webhookurl, "application/json", NULL, b.data,
-                           b.len, &res);
-        if (rc != 0) {
-            snprintf(o->error, sizeof(o->error), "slack: %.240s", res.error);
-            o->retry_after = res.retry_after;
-        }
-    }
-    kx_buf_free(&b);
-    return rc;
+    return kx_httpout_each(o, st->h.http, s->webhookurl, "application/json", NULL, batch, n,
+                           slack_on_format, "slack");
 }
 
 /* Output worker thread; also after a failed init. */
@@ -274,7 +245,7 @@ static void slack_destroy(struct kx_output *o)
 
     if (!st)
         return;
-    kx_httpc_free(st->http);
+    kx_httpout_close(&st->h);
     kx_template_free(st->message);
     free(st);
     o->priv = NULL;

@@ -24,6 +24,7 @@
 #include "alert.h"
 #include "config.h"
 #include "httpc.h"
+#include "httpout.h"
 #include "outputs.h"
 #include "util.h"
 
@@ -37,17 +38,7 @@ struct splunk_settings {
     char *index;      /* "" = the token's default index */
     char *sourcetype; /* "falco" */
     char *source;     /* "klaxon" */
-    bool checkcert;
-    char *cafile;
-    char *clientcert;
-    char *clientkey;
-    int64_t timeout; /* ns */
-};
-
-struct splunk_state {
-    struct kx_httpc *http;   /* owned */
-    char *url;               /* owned: <hostport>/services/collector/event */
-    struct kx_strmap headers; /* owned: Authorization */
+    struct kx_httpout_conn http;
 };
 
 #define S(field) offsetof(struct splunk_settings, field)
@@ -60,11 +51,7 @@ static const struct kx_opt splunk_opts[] = {
     {"index", KX_OPT_STR, "", S(index), 0, "target index; \"\" = the token's default"},
     {"sourcetype", KX_OPT_STR, "falco", S(sourcetype), 0, "sourcetype of the events"},
     {"source", KX_OPT_STR, "klaxon", S(source), 0, "source of the events"},
-    {"checkcert", KX_OPT_BOOL, "true", S(checkcert), 0, "verify the server's TLS certificate"},
-    {"cafile", KX_OPT_STR, NULL, S(cafile), 0, "extra CA bundle (PEM)"},
-    {"clientcert", KX_OPT_STR, NULL, S(clientcert), 0, "client certificate (PEM), mutual TLS"},
-    {"clientkey", KX_OPT_STR, NULL, S(clientkey), 0, "client private key (PEM), mutual TLS"},
-    {"timeout", KX_OPT_DURATION, "10s", S(timeout), 0, "whole-request timeout"},
+    KX_HTTPOUT_OPTS(struct splunk_settings),
     {0},
 };
 
@@ -102,64 +89,31 @@ static int splunk_envelope(const struct splunk_settings *s, const struct kx_aler
 static int splunk_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct splunk_settings *s = o->settings;
-    struct kx_httpc_opts hopts;
-    struct splunk_state *st;
-    size_t before = d->n, len;
-    char *auth;
+    struct kx_httpout *h; /* url: <hostport>/services/collector/event; Authorization */
+    size_t before = d->n;
+    char *auth = NULL;
 
-    if (!s->hostport || (strncasecmp(s->hostport, "https://", 8) != 0 &&
-                         strncasecmp(s->hostport, "http://", 7) != 0))
-        kx_diag_add(d, kx_config_get(cfg, "hostport"),
-                    "output %s: hostport must be an http(s):// URL, e.g. https://splunk:8088",
-                    o->name);
+    kx_httpout_check_url(o, cfg, "hostport", s->hostport, "https://splunk:8088", d);
     if (!s->token || !*s->token || strpbrk(s->token, " \r\n"))
         kx_diag_add(d, kx_config_get(cfg, "token"),
                     "output %s: token must be a non-empty HEC token without spaces", o->name);
-    if ((s->clientcert && *s->clientcert) != (s->clientkey && *s->clientkey))
-        kx_diag_add(d, kx_config_get(cfg, "clientcert"),
-                    "output %s: mutual TLS needs both clientcert and clientkey", o->name);
-    if (s->timeout <= 0)
-        kx_diag_add(d, kx_config_get(cfg, "timeout"), "output %s: timeout must be positive",
-                    o->name);
     if (d->n > before)
         return -EINVAL;
-    st = calloc(1, sizeof(*st));
-    if (!st)
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    len = strlen(s->hostport);
-    while (len && s->hostport[len - 1] == '/')
-        len--;
-    if (asprintf(&st->url, "%.*s/services/collector/event", (int)len, s->hostport) < 0)
-        st->url = NULL;
-    auth = NULL;
-    if (asprintf(&auth, "Splunk %s", s->token) < 0)
-        auth = NULL;
-    st->headers.keys = calloc(1, sizeof(char *));
-    st->headers.vals = calloc(1, sizeof(char *));
-    hopts = (struct kx_httpc_opts){.timeout = s->timeout,
-                                   .insecure = !s->checkcert,
-                                   .ca_file = s->cafile,
-                                   .client_cert = s->clientcert,
-                                   .client_key = s->clientkey};
-    st->http = kx_httpc_new(&hopts);
-    if (!st->url || !auth || !st->headers.keys || !st->headers.vals || !st->http ||
-        !(st->headers.keys[0] = strdup("Authorization"))) {
-        free(auth);
-        o->priv = st;
-        return -ENOMEM; /* destroy frees what was made */
-    }
-    st->headers.vals[0] = auth;
-    st->headers.n = 1;
-    o->priv = st;
-    return 0;
+    o->priv = h; /* destroy frees what is made below */
+    if (!(h->url = kx_httpout_url(s->hostport, "/services/collector/event")) ||
+        kx_httpout_header(&h->headers, "Authorization",
+                          asprintf(&auth, "Splunk %s", s->token) < 0 ? NULL : auth) < 0)
+        return -ENOMEM;
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 /* Output worker thread: the whole batch in one request. */
 static int splunk_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
     const struct splunk_settings *s = o->settings;
-    struct splunk_state *st = o->priv;
-    struct kx_http_result res;
+    struct kx_httpout *h = o->priv;
     struct kx_buf b;
     int rc = 0;
 
@@ -172,37 +126,12 @@ static int splunk_deliver(struct kx_output *o, struct kx_alert *const *batch, si
         kx_buf_free(&b);
         return -EAGAIN;
     }
-    rc = kx_httpc_send(st->http, "POST", st->url, "application/json", &st->headers, b.data,
-                       b.len, &res);
-    if (rc != 0) {
-        snprintf(o->error, sizeof(o->error), "splunk HEC: %.240s", res.error);
-        o->retry_after = res.retry_after;
-    }
+    rc = kx_httpout_send(o, h->http, h->url, "application/json", &h->headers, &b, "splunk HEC",
+                         NULL);
     kx_buf_free(&b);
     return rc;
 }
 
-static void splunk_destroy(struct kx_output *o)
-{
-    struct splunk_state *st = o->priv;
-
-    if (!st)
-        return;
-    kx_httpc_free(st->http);
-    free(st->url);
-    if (st->headers.keys) {
-        free(st->headers.keys[0]);
-        free(st->headers.keys);
-    }
-    if (st->headers.vals) {
-        if (st->headers.vals[0]) /* the token: wiped before it goes back to malloc */
-            explicit_bzero(st->headers.vals[0], strlen(st->headers.vals[0]));
-        free(st->headers.vals[0]);
-        free(st->headers.vals);
-    }
-    free(st);
-    o->priv = NULL;
-}
 
 const struct kx_output_ops kx_output_splunk = {
     .name = "splunk",
@@ -212,5 +141,5 @@ const struct kx_output_ops kx_output_splunk = {
     .max_batch = KX_SPLUNK_BATCH,
     .init = splunk_init,
     .deliver = splunk_deliver,
-    .destroy = splunk_destroy,
+    .destroy = kx_httpout_destroy,
 };

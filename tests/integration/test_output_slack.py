@@ -167,7 +167,7 @@ def test_slack_config_errors(hub, tmp_path, nats):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1, p.stderr
     err = p.stderr + p.stdout
-    assert re.search(r"bad\.yaml:\d+:\d+: output s: webhookurl must be an https:// URL", err), err
+    assert re.search(r"bad\.yaml:\d+:\d+: output s: webhookurl must be an http\(s\):// URL", err), err
     assert "outputformat \"pretty\"" in err
     assert "\"loud\" is not a priority" in err
     assert "secret-x" not in err  # the URL is a secret: never repeated
