@@ -2,6 +2,7 @@
 /*
  * httpout.c - shared plumbing of the HTTP outputs (see httpout.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,4 +167,17 @@ void kx_httpout_destroy(struct kx_output *o)
     kx_httpout_close(h);
     free(h);
     o->priv = NULL;
+}
+
+void kx_httpout_label_name(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+
+    if (len == 0)
+        return;
+    if (*in && isdigit((unsigned char)*in) && o + 1 < len)
+        out[o++] = '_';
+    for (; *in && o + 1 < len; in++)
+        out[o++] = isalnum((unsigned char)*in) ? *in : '_';
+    out[o] = '\0';
 }

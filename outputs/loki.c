@@ -63,20 +63,6 @@ static const struct kx_opt loki_opts[] = {
     {0},
 };
 
-/* "k8s.ns.name" -> "k8s_ns_name": Loki label names are [a-zA-Z_][a-zA-Z0-9_]*. */
-static void label_name(const char *in, char *out, size_t len)
-{
-    size_t o = 0;
-
-    if (len == 0)
-        return;
-    if (*in && isdigit((unsigned char)*in) && o + 1 < len)
-        out[o++] = '_';
-    for (; *in && o + 1 < len; in++)
-        out[o++] = isalnum((unsigned char)*in) ? *in : '_';
-    out[o] = '\0';
-}
-
 /* Output worker thread. */
 static int loki_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
@@ -123,7 +109,7 @@ static cJSON *loki_labels(const struct loki_settings *s, const struct kx_alert *
 
         if (!v)
             continue; /* Loki drops empty labels anyway */
-        label_name(s->extralabels.v[i], name, sizeof(name));
+        kx_httpout_label_name(s->extralabels.v[i], name, sizeof(name));
         cJSON_DeleteItemFromObjectCaseSensitive(l, name);
         if (!cJSON_AddStringToObject(l, name, v)) {
             cJSON_Delete(l);

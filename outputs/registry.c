@@ -17,6 +17,7 @@ extern const struct kx_output_ops kx_output_splunk;
 extern const struct kx_output_ops kx_output_elasticsearch;
 extern const struct kx_output_ops kx_output_loki;
 extern const struct kx_output_ops kx_output_pagerduty;
+extern const struct kx_output_ops kx_output_alertmanager;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
@@ -27,6 +28,7 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_elasticsearch,
     &kx_output_loki,
     &kx_output_pagerduty,
+    &kx_output_alertmanager,
     NULL,
 };
 
