@@ -13,6 +13,8 @@ extern const struct kx_output_ops kx_output_console;
 extern const struct kx_output_ops kx_output_file;
 extern const struct kx_output_ops kx_output_webhook;
 extern const struct kx_output_ops kx_output_slack;
+extern const struct kx_output_ops kx_output_mattermost;
+extern const struct kx_output_ops kx_output_rocketchat;
 extern const struct kx_output_ops kx_output_splunk;
 extern const struct kx_output_ops kx_output_elasticsearch;
 extern const struct kx_output_ops kx_output_loki;
@@ -24,6 +26,8 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_file,
     &kx_output_webhook,
     &kx_output_slack,
+    &kx_output_mattermost,
+    &kx_output_rocketchat,
     &kx_output_splunk,
     &kx_output_elasticsearch,
     &kx_output_loki,

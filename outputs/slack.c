@@ -6,6 +6,10 @@
  * (webhookurl, channel, username, icon, footer, outputformat, messageformat)
  * plus an optional mention per priority ("<!here>", "<@U123>").
  *
+ * Mattermost and Rocket.Chat incoming webhooks take the same payload (their
+ * "Slack-compatible" format): types mattermost and rocketchat are this
+ * output under their own names, as Falcosidekick users know them.
+ *
  * Slack answers 200 "ok"; 400 invalid_payload / no_text, 403
  * action_prohibited, 404 channel_not_found / no_service (permanent: the
  * body names the reason and goes to the dead-letter record); 429 with
@@ -254,6 +258,28 @@ static void slack_destroy(struct kx_output *o)
 const struct kx_output_ops kx_output_slack = {
     .name = "slack",
     .desc = "Slack incoming webhook: priority colour, rule and fields, mentions per priority",
+    .opts = slack_opts,
+    .settings_size = sizeof(struct slack_settings),
+    .max_batch = 1,
+    .init = slack_init,
+    .deliver = slack_deliver,
+    .destroy = slack_destroy,
+};
+
+const struct kx_output_ops kx_output_mattermost = {
+    .name = "mattermost",
+    .desc = "Mattermost incoming webhook (Slack-compatible attachments)",
+    .opts = slack_opts,
+    .settings_size = sizeof(struct slack_settings),
+    .max_batch = 1,
+    .init = slack_init,
+    .deliver = slack_deliver,
+    .destroy = slack_destroy,
+};
+
+const struct kx_output_ops kx_output_rocketchat = {
+    .name = "rocketchat",
+    .desc = "Rocket.Chat incoming webhook (Slack-compatible attachments)",
     .opts = slack_opts,
     .settings_size = sizeof(struct slack_settings),
     .max_batch = 1,

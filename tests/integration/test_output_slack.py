@@ -97,9 +97,11 @@ def slack():
     s.close()
 
 
-def test_slack_message_shape(hub, slack):
+@pytest.mark.parametrize("kind", ["slack", "mattermost", "rocketchat"])
+def test_slack_message_shape(hub, slack, kind):
+    """Mattermost and Rocket.Chat take Slack's payload on their webhooks."""
     h = hub(outputs=[{
-        "name": "slack-sec", "type": "slack", "webhookurl": slack.url,
+        "name": "chat-sec", "type": kind, "webhookurl": slack.url,
         "channel": "#sec-alerts", "username": "Klaxon", "outputformat": "all",
         "messageformat": "%rule on %hostname ({{ container.id }})",
         "mentions": {"critical": "<!here>", "warning": "<@U0TEAM>"}}])
