@@ -207,23 +207,24 @@ static size_t httpc_on_header(char *p, size_t size, size_t n, void *ud)
     return total;
 }
 
-/* The URL as shown in errors: scheme://host[:port]/path, without userinfo,
- * query or fragment, at most HTTPC_URL_SHOWN bytes (then "..."). */
+/* The URL as shown in errors: scheme://host[:port], and "/..." when there
+ * is a path. Services put tokens in paths (Slack, Discord, Telegram
+ * webhooks), in userinfo and in queries, so none of them is ever shown. */
 static void httpc_url_shown(const char *url, char *out, size_t len)
 {
     const char *sep = strstr(url, "://");
     const char *host = sep ? sep + 3 : url;
-    const char *at = memchr(host, '@', strcspn(host, "/?#"));
-    size_t scheme = (size_t)(host - url), rest;
+    size_t auth = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', auth);
+    size_t scheme = (size_t)(host - url), hlen;
 
     if (at)
         host = at + 1;
-    rest = strcspn(host, "?#");
-    if (scheme + rest > HTTPC_URL_SHOWN)
-        snprintf(out, len, "%.*s%.*s...", (int)scheme, url,
-                 (int)(HTTPC_URL_SHOWN > scheme ? HTTPC_URL_SHOWN - scheme : 0), host);
-    else
-        snprintf(out, len, "%.*s%.*s", (int)scheme, url, (int)rest, host);
+    hlen = strcspn(host, "/?#");
+    if (hlen > HTTPC_URL_SHOWN)
+        hlen = HTTPC_URL_SHOWN;
+    snprintf(out, len, "%.*s%.*s%s", (int)scheme, url, (int)hlen, host,
+             host[hlen] ? "/..." : "");
 }
 
 /* The body excerpt for an error: printable, one line. */

@@ -181,3 +181,24 @@ void kx_httpout_label_name(const char *in, char *out, size_t len)
         out[o++] = isalnum((unsigned char)*in) ? *in : '_';
     out[o] = '\0';
 }
+
+int kx_httpout_fields(const struct kx_alert *a, kx_httpout_field_fn fn, void *ctx)
+{
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(a->doc, "output_fields"), *f;
+    char buf[512];
+    int rc;
+
+    if ((rc = fn(ctx, "rule", a->rule)) || (rc = fn(ctx, "priority", kx_priority_name(a->priority))) ||
+        (rc = fn(ctx, "source", a->source)) || (rc = fn(ctx, "hostname", a->hostname)))
+        return rc;
+    if (!cJSON_IsObject(of))
+        return 0;
+    cJSON_ArrayForEach(f, of)
+    {
+        if (!f->string || !kx_alert_field_str(a, f->string, buf, sizeof(buf)))
+            continue; /* null fields add nothing */
+        if ((rc = fn(ctx, f->string, buf)))
+            return rc;
+    }
+    return 0;
+}

@@ -100,6 +100,12 @@ int kx_httpout_send(struct kx_output *o, struct kx_httpc *http, const char *url,
  * "k8s_ns_name" ([a-zA-Z_][a-zA-Z0-9_]*). At most len-1 bytes. */
 void kx_httpout_label_name(const char *field, char *out, size_t len);
 
+/* Calls fn for the alert's key fields as text, in a stable order: rule,
+ * priority, source, hostname, then every non-null output field. Stops at
+ * the first nonzero return and returns it. For chat messages' field lists. */
+typedef int (*kx_httpout_field_fn)(void *ctx, const char *name, const char *value);
+int kx_httpout_fields(const struct kx_alert *a, kx_httpout_field_fn fn, void *ctx);
+
 /* Formats one alert's request body into out (appended). 0 or -errno. */
 typedef int (*kx_httpout_format_fn)(struct kx_output *o, const struct kx_alert *a,
                                     struct kx_buf *out);

@@ -15,6 +15,9 @@ extern const struct kx_output_ops kx_output_webhook;
 extern const struct kx_output_ops kx_output_slack;
 extern const struct kx_output_ops kx_output_mattermost;
 extern const struct kx_output_ops kx_output_rocketchat;
+extern const struct kx_output_ops kx_output_discord;
+extern const struct kx_output_ops kx_output_teams;
+extern const struct kx_output_ops kx_output_telegram;
 extern const struct kx_output_ops kx_output_splunk;
 extern const struct kx_output_ops kx_output_elasticsearch;
 extern const struct kx_output_ops kx_output_loki;
@@ -28,6 +31,9 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_slack,
     &kx_output_mattermost,
     &kx_output_rocketchat,
+    &kx_output_discord,
+    &kx_output_teams,
+    &kx_output_telegram,
     &kx_output_splunk,
     &kx_output_elasticsearch,
     &kx_output_loki,

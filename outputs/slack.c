@@ -105,18 +105,19 @@ static const char *slack_mention(const struct slack_settings *s, enum kx_priorit
     return best;
 }
 
-static cJSON *field(cJSON *fields, const char *title, const char *value, bool is_short)
+/* kx_httpout_field_fn: one attachment field; short ones go two per row. */
+static int slack_on_field(void *ctx, const char *title, const char *value)
 {
     cJSON *f = cJSON_CreateObject();
 
     if (!f || !cJSON_AddStringToObject(f, "title", title) ||
         !cJSON_AddStringToObject(f, "value", value && *value ? value : "<NA>") ||
-        !cJSON_AddBoolToObject(f, "short", is_short)) {
+        !cJSON_AddBoolToObject(f, "short", strcmp(title, "rule") != 0 && strlen(value) < 40)) {
         cJSON_Delete(f);
-        return NULL;
+        return -ENOMEM;
     }
-    cJSON_AddItemToArray(fields, f);
-    return f;
+    cJSON_AddItemToArray(ctx, f);
+    return 0;
 }
 
 /* Pure: the Slack payload for one alert into out (appended). message may be
@@ -124,10 +125,10 @@ static cJSON *field(cJSON *fields, const char *title, const char *value, bool is
 static int slack_format(const struct slack_settings *s, const struct kx_template *message,
                     int format, const struct kx_alert *a, struct kx_buf *out)
 {
-    cJSON *root = cJSON_CreateObject(), *atts, *att, *fields, *of, *f;
+    cJSON *root = cJSON_CreateObject(), *atts, *att, *fields;
     const char *mention = slack_mention(s, a->priority);
     struct kx_buf text;
-    char *json = NULL, buf[512];
+    char *json = NULL;
     int rc = -ENOMEM;
 
     kx_buf_init(&text, 32 * 1024);
@@ -152,24 +153,10 @@ static int slack_format(const struct slack_settings *s, const struct kx_template
         (s->footer && *s->footer && !cJSON_AddStringToObject(att, "footer", s->footer)) ||
         !cJSON_AddNumberToObject(att, "ts", (double)(a->time_ns / KX_NSEC_PER_SEC)))
         goto cleanup;
-    if (format != SLACK_TEXT) {
-        if (!(fields = cJSON_AddArrayToObject(att, "fields")) ||
-            !field(fields, "rule", a->rule, false) ||
-            !field(fields, "priority", kx_priority_name(a->priority), true) ||
-            !field(fields, "source", a->source, true) ||
-            !field(fields, "hostname", a->hostname, true))
-            goto cleanup;
-        of = cJSON_GetObjectItemCaseSensitive(a->doc, "output_fields");
-        if (!cJSON_IsObject(of))
-            of = NULL;
-        cJSON_ArrayForEach(f, of)
-        {
-            if (!f->string || !kx_alert_field_str(a, f->string, buf, sizeof(buf)))
-                continue; /* null fields add nothing */
-            if (!field(fields, f->string, buf, strlen(buf) < 40))
-                goto cleanup;
-        }
-    }
+    if (format != SLACK_TEXT &&
+        (!(fields = cJSON_AddArrayToObject(att, "fields")) ||
+         kx_httpout_fields(a, slack_on_field, fields) != 0))
+        goto cleanup;
     json = cJSON_PrintUnformatted(root);
     rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
 cleanup:
