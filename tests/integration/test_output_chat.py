@@ -16,6 +16,8 @@ from conftest import falco_alert, free_port, wait_for
 DISCORD_PATH = "/api/webhooks/1234567890/DiScOrDtOkEn"
 TEAMS_PATH = "/webhookb2/abc@def/IncomingWebhook/TeAmStOkEn/xyz"
 TG_TOKEN = "123456:TeLeGrAmSeCrEt"
+GCHAT_PATH = "/v1/spaces/AAAA/messages"
+GCHAT_QUERY = "key=GkEy&token=GcHaTtOkEn"
 
 
 class Sink:
@@ -84,6 +86,24 @@ def teams_check(path, headers, body):
     return 200, "1"
 
 
+def gchat_check(path, headers, body):
+    if path != GCHAT_PATH + "?" + GCHAT_QUERY:
+        return 403, {"error": {"code": 403, "message": "The caller does not have permission",
+                               "status": "PERMISSION_DENIED"}}
+    try:
+        m = json.loads(body)
+        assert isinstance(m["text"], str) and m["text"]
+        for c in m.get("cardsV2", []):
+            assert c["cardId"] and c["card"]["header"]["title"]
+            for sec in c["card"]["sections"]:
+                for w in sec["widgets"]:
+                    assert isinstance(w["decoratedText"]["text"], str)
+    except (ValueError, KeyError, AssertionError, TypeError):
+        return 400, {"error": {"code": 400, "message": "Invalid JSON payload received.",
+                               "status": "INVALID_ARGUMENT"}}
+    return 200, {"name": "spaces/AAAA/messages/1", "text": m["text"]}
+
+
 def telegram_check(path, headers, body):
     if path != "/bot%s/sendMessage" % TG_TOKEN:
         return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
@@ -122,14 +142,21 @@ def tricky_alert():
 
 def test_discord_teams_telegram_formats(hub, sinks):
     d, t, g = sinks(discord_check), sinks(teams_check), sinks(telegram_check)
+    gc = sinks(gchat_check)
     h = hub(outputs=[
+        {"name": "gchat", "type": "googlechat",
+         "webhookurl": gc.base + GCHAT_PATH + "?" + GCHAT_QUERY},
         {"name": "discord", "type": "discord", "webhookurl": d.base + DISCORD_PATH},
         {"name": "teams", "type": "teams", "webhookurl": t.base + TEAMS_PATH},
         {"name": "tg", "type": "telegram", "token": TG_TOKEN, "chatid": "-100777",
          "apiurl": g.base}])
     a = tricky_alert()
     assert h.post(a)[0] == 200
-    wait_for(lambda: d.got and t.got and g.got, 10, what="the three messages")
+    wait_for(lambda: d.got and t.got and g.got and gc.got, 10, what="the four messages")
+    m = gc.got[0]
+    assert m["text"].startswith("*Critical* Terminal shell in container: cat </etc/shadow")
+    widgets = m["cardsV2"][0]["card"]["sections"][0]["widgets"]
+    assert {"decoratedText": {"topLabel": "proc.name", "text": "bash"}} in widgets
     e = d.got[0]["embeds"][0]
     assert e["title"] == "Critical Terminal shell in container"
     assert e["description"] == a["output"] and e["color"] == 0xE01E5A
@@ -144,8 +171,10 @@ def test_discord_teams_telegram_formats(hub, sinks):
 
 
 def test_chat_refusals_are_dead_lettered_without_tokens(hub, sinks, nats):
-    d, g = sinks(discord_check), sinks(telegram_check)
+    d, g, gc = sinks(discord_check), sinks(telegram_check), sinks(gchat_check)
     h = hub(outputs=[
+        {"name": "gchat", "type": "googlechat",
+         "webhookurl": gc.base + GCHAT_PATH + "?key=GkEy&token=WrOnGgChAt"},
         {"name": "discord", "type": "discord",
          "webhookurl": d.base + DISCORD_PATH.replace("DiScOrD", "WrOnG")},
         {"name": "tg", "type": "telegram", "token": TG_TOKEN, "chatid": "-1",
@@ -158,6 +187,10 @@ def test_chat_refusals_are_dead_lettered_without_tokens(hub, sinks, nats):
     dl2 = wait_for(lambda: nc.stream_msgs("KLAXON_DEADLETTER", "klaxon.deadletter.tg"), 10,
                    what="telegram dead letter")
     assert "chat not found" in dl2[0][1]
-    for secret in ("WrOnGtOkEn", "TeLeGrAmSeCrEt"):
+    dl3 = wait_for(lambda: nc.stream_msgs("KLAXON_DEADLETTER", "klaxon.deadletter.gchat"), 10,
+                   what="google chat dead letter")
+    assert "PERMISSION_DENIED" in dl3[0][1]
+    dl2 = dl2 + dl3
+    for secret in ("WrOnGtOkEn", "TeLeGrAmSeCrEt", "WrOnGgChAt"):
         assert secret not in h.logtext()
         assert all(secret not in m[1] for m in dl + dl2)
