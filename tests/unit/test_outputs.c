@@ -398,7 +398,8 @@ static void test_webhook_deliver(void **state)
     hook_answer(400);
     assert_int_equal(in.out.ops->deliver(&in.out, &a, 1), -EINVAL);
     assert_non_null(strstr(in.out.error, "HTTP 400 from http://127.0.0.1:"));
-    assert_non_null(strstr(in.out.error, "/hook: {\"error\":\"rejected by test (400)\"}"));
+    /* the path is not shown: services keep tokens there */
+    assert_non_null(strstr(in.out.error, "/...: {\"error\":\"rejected by test (400)\"}"));
     assert_null(strstr(in.out.error, "Bearer abc"));
 
     /* The endpoint goes away: retry later. */
