@@ -20,6 +20,7 @@ extern const struct kx_output_ops kx_output_teams;
 extern const struct kx_output_ops kx_output_telegram;
 extern const struct kx_output_ops kx_output_googlechat;
 extern const struct kx_output_ops kx_output_nats;
+extern const struct kx_output_ops kx_output_opsgenie;
 extern const struct kx_output_ops kx_output_splunk;
 extern const struct kx_output_ops kx_output_elasticsearch;
 extern const struct kx_output_ops kx_output_loki;
@@ -38,6 +39,7 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_telegram,
     &kx_output_googlechat,
     &kx_output_nats,
+    &kx_output_opsgenie,
     &kx_output_splunk,
     &kx_output_elasticsearch,
     &kx_output_loki,
