@@ -382,7 +382,10 @@ static int64_t process(struct out_worker *w, natsMsgList *list)
         }
         w->out.error[0] = '\0';
         w->out.retry_after = 0;
+        int64_t t0 = kx_monotonic_ns();
         int rc = w->inst.ops->deliver(&w->out, alerts + done, k);
+
+        kx_metrics_latency(w->m, kx_monotonic_ns() - t0);
         pause = settle(w, msgs + done, alerts + done, k, rc);
         done += k;
     }

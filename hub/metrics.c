@@ -8,6 +8,23 @@
 
 #include "metrics.h"
 
+/* Bucket upper bounds, ms: from a local sink to a slow SaaS API. */
+static const double kx_latency_bounds_ms[KX_LATENCY_BUCKETS] = {1,   2.5,  5,    10,   25,   50,
+                                                                100, 250, 500, 1000, 2500, 10000};
+
+void kx_metrics_latency(struct kx_output_metrics *o, int64_t ns)
+{
+    double ms = (double)ns / 1e6;
+    int k = 0;
+
+    while (k < KX_LATENCY_BUCKETS && ms > kx_latency_bounds_ms[k])
+        k++;
+    atomic_fetch_add_explicit(&o->latency_bucket[k], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->latency_sum_us, (uint64_t)(ns > 0 ? ns / 1000 : 0),
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->latency_count, 1, memory_order_relaxed);
+}
+
 static int counter(struct kx_buf *b, const char *name, const char *help, uint64_t v)
 {
     return kx_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help,
@@ -61,6 +78,34 @@ int kx_metrics_render(const struct kx_metrics *m, struct kx_buf *b)
         {"klaxon_output_filtered_total", "Alerts skipped by an output's filters.",
          offsetof(struct kx_output_metrics, filtered)},
     };
+    rc |= kx_buf_printf(b, "# HELP klaxon_output_delivery_seconds Time one delivery request "
+                           "took (a batch or one alert).\n"
+                           "# TYPE klaxon_output_delivery_seconds histogram\n");
+    for (int i = 0; i < n; i++) {
+        const struct kx_output_metrics *o = &m->outputs[i];
+        uint64_t cum = 0;
+
+        for (int k = 0; k <= KX_LATENCY_BUCKETS; k++) {
+            cum += (uint64_t)atomic_load_explicit(&o->latency_bucket[k], memory_order_relaxed);
+            if (k < KX_LATENCY_BUCKETS)
+                rc |= kx_buf_printf(b,
+                                    "klaxon_output_delivery_seconds_bucket{output=\"%s\","
+                                    "le=\"%g\"} %" PRIu64 "\n",
+                                    o->name, kx_latency_bounds_ms[k] / 1000.0, cum);
+            else
+                rc |= kx_buf_printf(b,
+                                    "klaxon_output_delivery_seconds_bucket{output=\"%s\","
+                                    "le=\"+Inf\"} %" PRIu64 "\n",
+                                    o->name, cum);
+        }
+        rc |= kx_buf_printf(
+            b,
+            "klaxon_output_delivery_seconds_sum{output=\"%s\"} %.6f\n"
+            "klaxon_output_delivery_seconds_count{output=\"%s\"} %" PRIu64 "\n",
+            o->name,
+            (double)atomic_load_explicit(&o->latency_sum_us, memory_order_relaxed) / 1e6,
+            o->name, (uint64_t)atomic_load_explicit(&o->latency_count, memory_order_relaxed));
+    }
     for (size_t k = 0; k < KX_ARRAY_SIZE(outs); k++) {
         rc |= kx_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", outs[k].name, outs[k].help,
                             outs[k].name);

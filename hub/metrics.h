@@ -12,6 +12,7 @@
 #include "util.h"
 
 #define KX_METRICS_MAX_OUTPUTS 64
+#define KX_LATENCY_BUCKETS 12 /* upper bounds in kx_latency_bounds_ms, then +Inf */
 
 enum kx_reject_reason {
     KX_REJECT_INVALID,   /* failed validation (bad JSON, fields) */
@@ -26,7 +27,14 @@ struct kx_output_metrics {
     atomic_uint_fast64_t failed;         /* deliveries that did not succeed */
     atomic_uint_fast64_t deadlettered;
     atomic_uint_fast64_t filtered;       /* below minimumpriority */
+    /* deliver() call durations (one per request, batch or single alert) */
+    atomic_uint_fast64_t latency_bucket[KX_LATENCY_BUCKETS + 1]; /* non-cumulative */
+    atomic_uint_fast64_t latency_sum_us;
+    atomic_uint_fast64_t latency_count;
 };
+
+/* Records one deliver() duration in ns. Any thread. */
+void kx_metrics_latency(struct kx_output_metrics *o, int64_t ns);
 
 struct kx_metrics {
     atomic_uint_fast64_t received_nats;
