@@ -566,6 +566,41 @@ static int xlist_add_items(struct loader *L, struct xlist *l, char **items, size
     return 0;
 }
 
+/*
+ * How a list or macro item changes an earlier definition: Falco's legacy
+ * "append: true", or "override: {<field>: append|replace}" (not both).
+ * *append is set; -EINVAL with a diagnostic on a bad value.
+ */
+static int parse_append(struct loader *L, const struct kx_config_node *app,
+                        const struct kx_config_node *ovr, const char *kind, const char *field,
+                        const char *name, bool *append)
+{
+    if (app && parse_bool(scalar(app), append) < 0) {
+        struct pos at = pos_of(app);
+        lerr(L, &at, "%s '%.100s': append must be true or false", kind, name);
+        return -EINVAL;
+    }
+    if (ovr) {
+        const struct kx_config_node *o = kx_config_get(ovr, field);
+        const char *how = scalar(o);
+        if (app) {
+            struct pos at = key_pos(L, ovr);
+            lerr(L, &at, "%s '%.100s': 'append' and 'override' cannot be used together", kind,
+                 name);
+            return -EINVAL;
+        }
+        if (ovr->kind != KX_CFG_MAP || !o || ovr->child->next || !how ||
+            (strcmp(how, "append") != 0 && strcmp(how, "replace") != 0)) {
+            struct pos at = pos_of(ovr);
+            lerr(L, &at, "%s '%.100s': override must be {%s: append} or {%s: replace}", kind,
+                 name, field, field);
+            return -EINVAL;
+        }
+        *append = strcmp(how, "append") == 0;
+    }
+    return 0;
+}
+
 static int collect_list(struct loader *L, const struct kx_config_node *item)
 {
     static const char *const keys[] = {"list", "items", "append", "override", NULL};
@@ -587,28 +622,8 @@ static int collect_list(struct loader *L, const struct kx_config_node *item)
         lerr(L, &at, "list '%.100s' has no 'items'", name);
         return -EINVAL;
     }
-    if (app && parse_bool(scalar(app), &append) < 0) {
-        struct pos at = pos_of(app);
-        lerr(L, &at, "list '%.100s': append must be true or false", name);
+    if (parse_append(L, app, ovr, "list", "items", name, &append) < 0)
         return -EINVAL;
-    }
-    if (ovr) {
-        const struct kx_config_node *o = kx_config_get(ovr, "items");
-        const char *how = scalar(o);
-        if (app) {
-            struct pos at = key_pos(L, ovr);
-            lerr(L, &at, "list '%.100s': 'append' and 'override' cannot be used together", name);
-            return -EINVAL;
-        }
-        if (ovr->kind != KX_CFG_MAP || !o || ovr->child->next || !how ||
-            (strcmp(how, "append") != 0 && strcmp(how, "replace") != 0)) {
-            struct pos at = pos_of(ovr);
-            lerr(L, &at, "list '%.100s': override must be {items: append} or {items: replace}",
-                 name);
-            return -EINVAL;
-        }
-        append = strcmp(how, "append") == 0;
-    }
     if ((rc = copy_strseq(L, items, "items", &v, &n)) < 0)
         return rc;
 
@@ -690,29 +705,8 @@ static int collect_macro(struct loader *L, const struct kx_config_node *item)
     }
     if (!need_scalar(L, item, "condition", "macro", name))
         return -EINVAL;
-    if (app && parse_bool(scalar(app), &append) < 0) {
-        struct pos at = pos_of(app);
-        lerr(L, &at, "macro '%.100s': append must be true or false", name);
+    if (parse_append(L, app, ovr, "macro", "condition", name, &append) < 0)
         return -EINVAL;
-    }
-    if (ovr) {
-        const struct kx_config_node *o = kx_config_get(ovr, "condition");
-        const char *how = scalar(o);
-        if (app) {
-            struct pos at = key_pos(L, ovr);
-            lerr(L, &at, "macro '%.100s': 'append' and 'override' cannot be used together", name);
-            return -EINVAL;
-        }
-        if (ovr->kind != KX_CFG_MAP || !o || ovr->child->next || !how ||
-            (strcmp(how, "append") != 0 && strcmp(how, "replace") != 0)) {
-            struct pos at = pos_of(ovr);
-            lerr(L, &at,
-                 "macro '%.100s': override must be {condition: append} or {condition: replace}",
-                 name);
-            return -EINVAL;
-        }
-        append = strcmp(how, "append") == 0;
-    }
 
     long idx = nmap_get(&L->mmap, name);
     if (append) {
