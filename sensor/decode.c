@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "probe.h"
 #include "util.h"
 
 #define KX_CCACHE 1024         /* cgroup id -> container, direct mapped */
@@ -288,15 +289,10 @@ void kx_decode_sync_clock(struct kx_decode *d)
     d->mono_to_real = kx_now_ns() - kx_monotonic_ns();
 }
 
-static const char *slot(const struct kx_event *e, size_t len, int i)
+/* String slot i of the record (validated by the probe), NULL when absent. */
+static const char *str(const struct kx_event *e, int i)
 {
-    size_t off = KX_EVENT_FIXED;
-
-    for (int k = 0; k < i; k++)
-        off += e->str_len[k];
-    if (!e->str_len[i] || off + e->str_len[i] > len)
-        return NULL;
-    return e->data + (off - KX_EVENT_FIXED);
+    return kx_event_str(e, i, NULL);
 }
 
 /*
@@ -478,11 +474,11 @@ static void fill_sock(struct kx_decode *d, struct kx_sevent *ev, const struct kx
     ev->fd_name = d->fdname;
 }
 
-static void fill_open(struct kx_decode *d, const struct kx_event *e, size_t len,
-                      struct kx_sevent *ev, uint64_t flags, uint64_t mode)
+static void fill_open(struct kx_decode *d, const struct kx_event *e, struct kx_sevent *ev,
+                      uint64_t flags, uint64_t mode)
 {
     char buf[200];
-    const char *p = slot(e, len, 0), *base = (e->flags & KX_F_RESOLVED) ? NULL : slot(e, len, 1);
+    const char *p = str(e, 0), *base = (e->flags & KX_F_RESOLVED) ? NULL : str(e, 1);
     bool write = e->flags & KX_F_OPEN_WRITE;
 
     ev->fd_name = join_path(base, p, d->path, sizeof(d->path));
@@ -500,10 +496,10 @@ static void fill_open(struct kx_decode *d, const struct kx_event *e, size_t len,
     add_arg(d, ev, "fd", "%lld", (long long)e->ret);
 }
 
-static void fill_path(struct kx_decode *d, const struct kx_event *e, size_t len,
-                      struct kx_sevent *ev, const char *argname)
+static void fill_path(struct kx_decode *d, const struct kx_event *e, struct kx_sevent *ev,
+                      const char *argname)
 {
-    ev->fd_name = join_path(slot(e, len, 1), slot(e, len, 0), d->path, sizeof(d->path));
+    ev->fd_name = join_path(str(e, 1), str(e, 0), d->path, sizeof(d->path));
     if (ev->fd_name) {
         ev->fd_typechar = 'f';
         ev->fd_type = "file";
@@ -512,13 +508,13 @@ static void fill_path(struct kx_decode *d, const struct kx_event *e, size_t len,
 }
 
 /* Two-path calls: rename*, link*, symlink*. */
-static void fill_two(struct kx_decode *d, const struct kx_event *e, size_t len,
-                     struct kx_sevent *ev, bool symlink)
+static void fill_two(struct kx_decode *d, const struct kx_event *e, struct kx_sevent *ev,
+                     bool symlink)
 {
-    const char *oldp = symlink ? slot(e, len, 0)
-                               : join_path(slot(e, len, 1), slot(e, len, 0), d->path,
+    const char *oldp = symlink ? str(e, 0)
+                               : join_path(str(e, 1), str(e, 0), d->path,
                                            sizeof(d->path));
-    const char *newp = join_path(slot(e, len, 3), slot(e, len, 2), d->path2, sizeof(d->path2));
+    const char *newp = join_path(str(e, 3), str(e, 2), d->path2, sizeof(d->path2));
 
     ev->target = newp;
     if (symlink) {
@@ -536,8 +532,7 @@ static void fill_two(struct kx_decode *d, const struct kx_event *e, size_t len,
     }
 }
 
-static void fill_kind(struct kx_decode *d, const struct kx_event *e, size_t len,
-                      struct kx_sevent *ev)
+static void fill_kind(struct kx_decode *d, const struct kx_event *e, struct kx_sevent *ev)
 {
     const __u64 *a = e->args;
     char buf[200];
@@ -547,7 +542,7 @@ static void fill_kind(struct kx_decode *d, const struct kx_event *e, size_t len,
     case KX_K_EXEC:
         ev->fd_name = NULL;
         add_arg_str(d, ev, "exe", ev->proc.exepath);
-        add_arg_str(d, ev, "filename", slot(e, len, 3));
+        add_arg_str(d, ev, "filename", str(e, 3));
         break;
     case KX_K_FORK:
         add_arg(d, ev, "pid", "%lld", (long long)e->ret);
@@ -556,17 +551,17 @@ static void fill_kind(struct kx_decode *d, const struct kx_event *e, size_t len,
         add_arg(d, ev, "status", "%lld", (long long)e->ret);
         break;
     case KX_K_OPEN:
-        fill_open(d, e, len, ev, a[1], a[2]);
+        fill_open(d, e, ev, a[1], a[2]);
         break;
     case KX_K_OPENAT:
     case KX_K_OPENAT2: /* openat2: the kernel side puts how->flags/mode in args[2..3] */
-        fill_open(d, e, len, ev, a[2], a[3]);
+        fill_open(d, e, ev, a[2], a[3]);
         break;
     case KX_K_UNLINK:
-        fill_path(d, e, len, ev, "path");
+        fill_path(d, e, ev, "path");
         break;
     case KX_K_UNLINKAT:
-        fill_path(d, e, len, ev, "name");
+        fill_path(d, e, ev, "name");
         add_arg(d, ev, "flags", "%s", (a[2] & 0x200) ? "AT_REMOVEDIR" : "0");
         break;
     case KX_K_RENAME:
@@ -574,24 +569,24 @@ static void fill_kind(struct kx_decode *d, const struct kx_event *e, size_t len,
     case KX_K_RENAMEAT2:
     case KX_K_LINK:
     case KX_K_LINKAT:
-        fill_two(d, e, len, ev, false);
+        fill_two(d, e, ev, false);
         break;
     case KX_K_SYMLINK:
     case KX_K_SYMLINKAT:
-        fill_two(d, e, len, ev, true);
+        fill_two(d, e, ev, true);
         break;
     case KX_K_CHMOD:
     case KX_K_FCHMOD:
     case KX_K_FCHMODAT:
-        fill_path(d, e, len, ev, e->kind == KX_K_FCHMOD ? "fd" : "filename");
+        fill_path(d, e, ev, e->kind == KX_K_FCHMOD ? "fd" : "filename");
         kx_decode_mode(e->kind == KX_K_FCHMODAT ? a[2] : a[1], buf, sizeof(buf));
         add_arg(d, ev, "mode", "%s", buf);
         break;
     case KX_K_MOUNT:
-        add_arg_str(d, ev, "dev", slot(e, len, 0));
-        ev->target = join_path(slot(e, len, 3), slot(e, len, 1), d->path2, sizeof(d->path2));
+        add_arg_str(d, ev, "dev", str(e, 0));
+        ev->target = join_path(str(e, 3), str(e, 1), d->path2, sizeof(d->path2));
         add_arg_str(d, ev, "dir", ev->target);
-        add_arg_str(d, ev, "type", slot(e, len, 2));
+        add_arg_str(d, ev, "type", str(e, 2));
         add_arg(d, ev, "flags", "0x%llx", (unsigned long long)a[3]);
         break;
     case KX_K_CONNECT:
@@ -658,12 +653,12 @@ static void fill_kind(struct kx_decode *d, const struct kx_event *e, size_t len,
         break;
     case KX_K_INIT_MODULE:
         add_arg(d, ev, "len", "%llu", (unsigned long long)a[1]);
-        add_arg_str(d, ev, "uargs", slot(e, len, 0));
+        add_arg_str(d, ev, "uargs", str(e, 0));
         break;
     case KX_K_FINIT_MODULE:
         add_arg(d, ev, "fd", "%lld", (long long)a[0]);
-        add_arg_str(d, ev, "uargs", slot(e, len, 0));
-        ev->fd_name = slot(e, len, 1);
+        add_arg_str(d, ev, "uargs", str(e, 0));
+        ev->fd_name = str(e, 1);
         break;
     case KX_K_BPF:
         s = bpf_cmd_name(a[0]);
@@ -675,7 +670,7 @@ static void fill_kind(struct kx_decode *d, const struct kx_event *e, size_t len,
             add_arg(d, ev, "prog_type", "%llu", (unsigned long long)e->aux);
         break;
     case KX_K_MEMFD_CREATE:
-        add_arg_str(d, ev, "name", slot(e, len, 0));
+        add_arg_str(d, ev, "name", str(e, 0));
         add_arg(d, ev, "flags", "0x%llx", (unsigned long long)a[1]);
         ev->fd_num = e->ret;
         break;
@@ -705,7 +700,7 @@ int kx_decode_event(struct kx_decode *d, const struct kx_event *e, size_t len,
     const struct kx_sproc *self, *up;
     const struct kx_container *c;
 
-    if (!d || !e || !ev || len < KX_EVENT_FIXED || e->kind >= KX_K_MAX)
+    if (!d || !e || !ev || len < KX_EVENT_FIXED || e->hdr.size > len || e->kind >= KX_K_MAX)
         return -EINVAL;
     memset(ev, 0, sizeof(*ev));
     ev->kind = (enum kx_kind)e->kind;
@@ -779,6 +774,6 @@ int kx_decode_event(struct kx_decode *d, const struct kx_event *e, size_t len,
             ev->pod.uid = uid; /* the cgroup's uid is the authority */
         }
     }
-    fill_kind(d, e, len, ev);
+    fill_kind(d, e, ev);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "proctable.h"
 #include "util.h"
 
@@ -362,25 +363,11 @@ size_t kx_proctable_scan(struct kx_proctable *t)
     return n;
 }
 
-static const char *slot(const struct kx_event *e, size_t len, int i, size_t *n)
-{
-    size_t off = KX_EVENT_FIXED;
-
-    for (int k = 0; k < i; k++)
-        off += e->str_len[k];
-    if (!e->str_len[i] || off + e->str_len[i] > len) {
-        *n = 0;
-        return NULL;
-    }
-    *n = e->str_len[i] - 1; /* without the NUL */
-    return e->data + (off - KX_EVENT_FIXED);
-}
-
-static void apply_exec(struct kx_proctable *t, const struct kx_event *e, size_t len)
+static void apply_exec(struct kx_proctable *t, const struct kx_event *e)
 {
     char args[KX_PROC_STR_MAX], exe[KX_PROC_STR_MAX];
     const char *exepath, *argv, *cwd;
-    size_t n_exe, n_argv, n_cwd, a0;
+    size_t n_argv = 0, a0;
     struct pentry *ent = entry_new(t, e->task.tgid);
 
     if (!ent)
@@ -389,9 +376,9 @@ static void apply_exec(struct kx_proctable *t, const struct kx_event *e, size_t 
     ent->comm[KX_EVENT_COMM_LEN - 1] = '\0';
     ent->ppid = e->task.ppid;
     ent->start_ns = e->task.start_ns;
-    exepath = slot(e, len, 0, &n_exe);
-    argv = slot(e, len, 1, &n_argv);
-    cwd = slot(e, len, 2, &n_cwd);
+    exepath = kx_event_str(e, 0, NULL);
+    argv = kx_event_str(e, 1, &n_argv);
+    cwd = kx_event_str(e, 2, NULL);
     a0 = kx_proctable_format_args(argv, n_argv, args, sizeof(args));
     snprintf(exe, sizeof(exe), "%.*s", (int)a0, argv ? argv : "");
     ent->view.uid = e->task.uid;
@@ -449,11 +436,11 @@ void kx_proctable_apply(struct kx_proctable *t, const struct kx_event *e, size_t
 {
     struct pentry *ent;
 
-    if (!t || !e || len < KX_EVENT_FIXED)
+    if (!t || !e || len < KX_EVENT_FIXED || e->hdr.size > len)
         return;
     switch (e->kind) {
     case KX_K_EXEC:
-        apply_exec(t, e, len);
+        apply_exec(t, e);
         break;
     case KX_K_FORK:
         apply_fork(t, e);

@@ -42,6 +42,7 @@ static void rec_init(struct rec *r, enum kx_kind kind, uint32_t tgid, uint32_t p
     r->e.task.loginuid = UINT32_MAX;
     snprintf(r->e.task.comm, sizeof(r->e.task.comm), "%s", comm);
     r->len = KX_EVENT_FIXED;
+    r->e.hdr.size = (uint32_t)r->len;
 }
 
 /* Appends slot i (slots must be added in order; NULL = absent). */
@@ -51,6 +52,7 @@ static void rec_str(struct rec *r, int i, const char *s, size_t n)
         return;
     memcpy(r->raw + r->len, s, n);
     r->len += n;
+    r->e.hdr.size = (uint32_t)r->len;
     r->e.str_len[i] = (uint16_t)n;
 }
 
@@ -426,9 +428,15 @@ static void test_misc_kinds(void **state)
     apply_decode(f, &r);
     assert_string_equal(arg(&f->ev, "name"), "payload");
     r.len -= 4;
+    r.e.hdr.size = (uint32_t)r.len;
     kx_proctable_apply(f->pt, &r.e, r.len);
     assert_int_equal(kx_decode_event(f->dec, &r.e, r.len, &f->ev), 0);
     assert_null(arg(&f->ev, "name"));
+
+    /* a header claiming more bytes than were received is refused */
+    r.e.hdr.size = (uint32_t)r.len + 8;
+    assert_int_equal(kx_decode_event(f->dec, &r.e, r.len, &f->ev), -EINVAL);
+    r.e.hdr.size = (uint32_t)r.len;
 
     /* out-of-range kind */
     r.e.kind = KX_K_MAX;
