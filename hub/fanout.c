@@ -37,6 +37,8 @@ static const struct kx_opt common_opts[] = {
      "redeliver when a hub dies mid-delivery after this long"},
     {"batch_size", KX_OPT_INT, "0", O(batch_size), 0,
      "alerts per request (0 = the output's maximum)"},
+    {"batch_wait", KX_OPT_DURATION, "0s", O(batch_wait), 0,
+     "wait up to this long for a batch to fill (0 = send what is there)"},
     {"rules", KX_OPT_STRLIST, NULL, O(rules), 0,
      "only alerts of these rules (globs: \"Terminal shell*\"); empty = all"},
     {"tags", KX_OPT_STRLIST, NULL, O(tags), 0, "only alerts with one of these tags; empty = all"},
@@ -120,6 +122,8 @@ int kx_output_instance_init(struct kx_output_instance *inst, const struct kx_con
         c->batch_size = (int64_t)max_batch;
     if (c->ack_wait < KX_NSEC_PER_SEC)
         kx_diag_add(d, kx_config_get(map, "ack_wait"), "ack_wait must be at least 1s");
+    if (c->batch_wait < 0 || c->batch_wait > 10 * KX_NSEC_PER_SEC)
+        kx_diag_add(d, kx_config_get(map, "batch_wait"), "batch_wait must be 0..10s");
     if (c->templatedfields.n &&
         !(inst->templated = calloc(c->templatedfields.n, sizeof(*inst->templated))))
         kx_diag_add(d, map, "out of memory");
@@ -227,6 +231,12 @@ struct out_worker {
     char dl_subject[128];                /* klaxon.deadletter.<name> */
     pthread_t thread;
     bool started;
+    /* What deliver() asked to hold (KX_OUTPUT_HOLD), oldest first: the
+     * messages stay un-acked until flush() settles them. Worker thread only. */
+    natsMsg **held_msgs;                 /* owned, and each message */
+    struct kx_alert **held;              /* owned, and each alert */
+    size_t nheld, held_cap;
+    int64_t held_touched;                /* monotonic ns of the last in-progress */
 };
 
 struct kx_fanout {
@@ -284,8 +294,9 @@ static uint64_t delivered_count(natsMsg *msg)
 }
 
 /*
- * Handles the outcome of one deliver() call for msgs[0..n). Returns the
- * pause the worker should take before its next attempt (0 on success).
+ * Handles the outcome of one deliver() or flush() call for msgs[0..n).
+ * Returns the pause the worker should take before its next attempt (0 on
+ * success).
  */
 static int64_t settle(struct out_worker *w, natsMsg **msgs, struct kx_alert **alerts, size_t n,
                       int rc)
@@ -326,23 +337,110 @@ static int64_t settle(struct out_worker *w, natsMsg **msgs, struct kx_alert **al
     return pause;
 }
 
-/* Processes one fetched list. Returns the pause before the next fetch. */
-static int64_t process(struct out_worker *w, natsMsgList *list)
+/* Takes msgs/alerts[0..n) into the held set (ownership moves). 0 or -ENOMEM,
+ * in which case nothing moved. */
+static int hold(struct out_worker *w, natsMsg **msgs, struct kx_alert **alerts, size_t n)
 {
-    struct kx_alert *alerts[FETCH_MAX];
-    natsMsg *msgs[FETCH_MAX];
+    if (w->nheld + n > w->held_cap) {
+        size_t cap = w->held_cap ? w->held_cap : 256;
+        while (cap < w->nheld + n)
+            cap *= 2;
+        natsMsg **m = realloc(w->held_msgs, cap * sizeof(*m));
+        if (!m)
+            return -ENOMEM;
+        w->held_msgs = m;
+        struct kx_alert **a = realloc(w->held, cap * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        w->held = a;
+        w->held_cap = cap;
+    }
+    if (w->nheld == 0)
+        w->held_touched = kx_monotonic_ns();
+    memcpy(w->held_msgs + w->nheld, msgs, n * sizeof(*msgs));
+    memcpy(w->held + w->nheld, alerts, n * sizeof(*alerts));
+    w->nheld += n;
+    return 0;
+}
+
+/* Frees what is held; the messages are left to settle elsewhere or, with
+ * nak, handed back at once (a stopping hub: the next one picks them up). */
+static void held_clear(struct out_worker *w, bool nak)
+{
+    for (size_t i = 0; i < w->nheld; i++) {
+        if (nak)
+            natsMsg_Nak(w->held_msgs[i], NULL);
+        natsMsg_Destroy(w->held_msgs[i]);
+        kx_alert_free(w->held[i]);
+    }
+    w->nheld = 0;
+}
+
+/*
+ * Runs flush() on what is held when it is due (or when the set is full),
+ * and keeps the held messages alive on the server in between. Returns the
+ * pause before the next fetch.
+ */
+static int64_t held_tick(struct out_worker *w, bool force)
+{
+    int64_t now = kx_monotonic_ns();
+
+    if (w->nheld == 0)
+        return 0;
+    if (!force && w->nheld < KX_OUTPUT_HOLD_MAX && (!w->out.flush_at || now < w->out.flush_at)) {
+        /* AckWait would redeliver what we hold: say we are still on it. */
+        if (now - w->held_touched > w->inst.common.ack_wait / 3) {
+            for (size_t i = 0; i < w->nheld; i++)
+                natsMsg_InProgress(w->held_msgs[i], NULL);
+            w->held_touched = now;
+        }
+        return 0;
+    }
+    w->out.error[0] = '\0';
+    w->out.retry_after = 0;
+    int rc = w->inst.ops->flush(&w->out, w->held, w->nheld);
+    kx_metrics_latency(w->m, kx_monotonic_ns() - now);
+    if (rc == KX_OUTPUT_HOLD) {
+        snprintf(w->out.error, sizeof(w->out.error), "plugin bug: flush() returned HOLD");
+        rc = -EINVAL;
+    }
+    int64_t pause = settle(w, w->held_msgs, w->held, w->nheld, rc);
+    held_clear(w, false);
+    w->out.flush_at = 0;
+    return pause;
+}
+
+/*
+ * Delivers msgs[0..n) (owned: each is destroyed or held here). Returns the
+ * pause before the next fetch.
+ */
+static int64_t process(struct out_worker *w, natsMsg **all, size_t count)
+{
+    struct kx_alert **alerts = calloc(count ? count : 1, sizeof(*alerts));
+    natsMsg **msgs = calloc(count ? count : 1, sizeof(*msgs));
     size_t n = 0, batch = (size_t)w->inst.common.batch_size;
     int64_t pause = 0;
     char err[KX_ALERT_ERR_LEN];
 
-    for (int i = 0; i < list->Count && n < FETCH_MAX; i++) {
-        natsMsg *msg = list->Msgs[i];
+    if (!alerts || !msgs) {
+        /* out of memory: hand them all back for later */
+        for (size_t i = 0; i < count; i++) {
+            natsMsg_Nak(all[i], NULL);
+            natsMsg_Destroy(all[i]);
+        }
+        free(alerts);
+        free(msgs);
+        return KX_NSEC_PER_SEC;
+    }
+    for (size_t i = 0; i < count; i++) {
+        natsMsg *msg = all[i];
         struct kx_alert *a = kx_alert_parse(natsMsg_GetData(msg),
                                             (size_t)natsMsg_GetDataLength(msg), err, sizeof(err));
         if (!a) {
             /* Only the hub writes KLAXON_EVENTS, so this is someone else's
              * publish on our subjects: keep it for inspection. */
             dead_letter(w, msg, NULL, err);
+            natsMsg_Destroy(msg);
             continue;
         }
         const char *test = NULL;
@@ -352,6 +450,7 @@ static int64_t process(struct out_worker *w, natsMsgList *list)
                       !kx_output_wants(&w->inst, a))) {
             kx_metric_inc(w->m->filtered);
             natsMsg_Ack(msg, NULL);
+            natsMsg_Destroy(msg);
             kx_alert_free(a);
             continue;
         }
@@ -364,6 +463,7 @@ static int64_t process(struct out_worker *w, natsMsgList *list)
         if (kx_output_decorate(&w->inst, a) < 0) {
             kx_alert_free(a); /* out of memory: leave it for redelivery */
             natsMsg_Nak(msg, NULL);
+            natsMsg_Destroy(msg);
             continue;
         }
         alerts[n] = a;
@@ -373,26 +473,85 @@ static int64_t process(struct out_worker *w, natsMsgList *list)
     size_t done = 0;
     while (done < n) {
         size_t k = n - done < batch ? n - done : batch;
+        bool held = false;
+
         if (pause > 0) {
             /* The endpoint is failing: return the rest for later instead of
              * hammering it; they come back after the same backoff. */
             w->out.error[0] = '\0';
             settle(w, msgs + done, alerts + done, n - done, -EAGAIN);
-            break;
-        }
-        w->out.error[0] = '\0';
-        w->out.retry_after = 0;
-        int64_t t0 = kx_monotonic_ns();
-        int rc = w->inst.ops->deliver(&w->out, alerts + done, k);
+            k = n - done;
+        } else {
+            w->out.error[0] = '\0';
+            w->out.retry_after = 0;
+            int64_t t0 = kx_monotonic_ns();
+            int rc = w->inst.ops->deliver(&w->out, alerts + done, k);
 
-        kx_metrics_latency(w->m, kx_monotonic_ns() - t0);
-        pause = settle(w, msgs + done, alerts + done, k, rc);
+            if (rc == KX_OUTPUT_HOLD && !w->inst.ops->flush) {
+                snprintf(w->out.error, sizeof(w->out.error), "plugin bug: HOLD without flush()");
+                rc = -EINVAL;
+            }
+            if (rc == KX_OUTPUT_HOLD && hold(w, msgs + done, alerts + done, k) == 0) {
+                held = true;
+                if (w->nheld >= KX_OUTPUT_HOLD_MAX)
+                    pause = held_tick(w, true);
+            } else {
+                if (rc == KX_OUTPUT_HOLD) /* could not keep them: try again later */
+                    rc = -EAGAIN;
+                else
+                    kx_metrics_latency(w->m, kx_monotonic_ns() - t0);
+                pause = settle(w, msgs + done, alerts + done, k, rc);
+            }
+        }
+        for (size_t i = done; !held && i < done + k; i++) {
+            natsMsg_Destroy(msgs[i]);
+            kx_alert_free(alerts[i]);
+        }
         done += k;
     }
-    for (size_t i = 0; i < n; i++)
-        kx_alert_free(alerts[i]);
+    free(alerts);
+    free(msgs);
     /* Pause no longer than a few seconds: the next fetch is the probe. */
     return pause > 5 * KX_NSEC_PER_SEC ? 5 * KX_NSEC_PER_SEC : pause;
+}
+
+/*
+ * Fetches up to `want` messages into out[] (ownership moves to the caller),
+ * waiting up to `wait` ns for the first and then, with batch_wait set, up to
+ * batch_wait for the batch to fill. Returns the count, or a negative
+ * natsStatus-derived errno on a fetch error with nothing fetched.
+ */
+static int fetch(struct out_worker *w, natsMsg **out, int want, int64_t wait, natsStatus *status)
+{
+    int64_t deadline = 0;
+    int got = 0;
+
+    *status = NATS_OK;
+    while (got < want) {
+        natsMsgList list = {0};
+        jsErrCode code = 0;
+        int64_t t = got ? deadline - kx_monotonic_ns() : wait;
+
+        if (t < KX_NSEC_PER_MSEC)
+            break;
+        natsStatus s = natsSubscription_Fetch(&list, w->sub, want - got,
+                                              t / KX_NSEC_PER_MSEC, &code);
+        if (s != NATS_OK) {
+            if (!got)
+                *status = s;
+            break;
+        }
+        for (int i = 0; i < list.Count && got < want; i++) {
+            out[got++] = list.Msgs[i];
+            list.Msgs[i] = NULL;
+        }
+        natsMsgList_Destroy(&list);
+        if (!deadline)
+            deadline = kx_monotonic_ns() + w->inst.common.batch_wait;
+        if (got >= w->inst.common.batch_size)
+            break;
+    }
+    return got;
 }
 
 /* Thread "kx-out-<name>". */
@@ -401,36 +560,45 @@ static void *worker_main(void *arg)
     struct out_worker *w = arg;
     struct kx_hub *h = w->hub;
     int64_t last_err_log = 0;
+    natsMsg *msgs[FETCH_MAX];
     char tname[16];
 
     snprintf(tname, sizeof(tname), "kx-out-%.8s", w->inst.common.name);
     pthread_setname_np(pthread_self(), tname);
 
     while (!atomic_load(&h->stopping)) {
-        natsMsgList list = {0};
-        jsErrCode code = 0;
-        int fetch = (int)(w->inst.common.batch_size * 4);
-        if (fetch > FETCH_MAX)
-            fetch = FETCH_MAX;
-        if (fetch < 16)
-            fetch = 16;
-        natsStatus s = natsSubscription_Fetch(&list, w->sub, fetch, 500, &code);
-        if (s == NATS_TIMEOUT)
-            continue;
-        if (s != NATS_OK) {
+        natsStatus s;
+        int want = (int)(w->inst.common.batch_size * 4);
+        int64_t wait = 500 * KX_NSEC_PER_MSEC;
+
+        if (want > FETCH_MAX)
+            want = FETCH_MAX;
+        if (want < 16)
+            want = 16;
+        if (w->nheld && w->out.flush_at) {
+            int64_t left = w->out.flush_at - kx_monotonic_ns();
+            wait = left < wait ? (left < KX_NSEC_PER_MSEC ? KX_NSEC_PER_MSEC : left) : wait;
+        }
+        int n = fetch(w, msgs, want, wait, &s);
+        int64_t pause = 0;
+
+        if (s != NATS_OK && s != NATS_TIMEOUT) {
             if (kx_monotonic_ns() - last_err_log > 10 * KX_NSEC_PER_SEC) {
                 kx_warn("output %s: fetch failed: %s (retrying)", w->inst.common.name,
                         natsStatus_GetText(s));
                 last_err_log = kx_monotonic_ns();
             }
-            nap(h, 250 * KX_NSEC_PER_MSEC);
-            continue;
+            pause = 250 * KX_NSEC_PER_MSEC;
         }
-        int64_t pause = process(w, &list);
-        natsMsgList_Destroy(&list);
+        if (n > 0)
+            pause = process(w, msgs, (size_t)n);
+        int64_t p = held_tick(w, false);
+        if (p > pause)
+            pause = p;
         if (pause > 0)
             nap(h, pause);
     }
+    held_clear(w, true);
     return NULL;
 }
 
@@ -477,7 +645,8 @@ static int worker_setup(struct out_worker *w, struct kx_hub *h, const struct kx_
         /* Unlimited on the server: the worker counts attempts itself and
          * dead-letters, so a message never silently stops being delivered. */
         .max_deliver = -1,
-        .max_ack_pending = 4 * FETCH_MAX,
+        /* a holding output keeps up to KX_OUTPUT_HOLD_MAX un-acked on purpose */
+        .max_ack_pending = 4 * FETCH_MAX + (w->inst.ops->flush ? KX_OUTPUT_HOLD_MAX : 0),
     };
     if ((rc = kx_bus_ensure_consumer(h->bus, &cs, err, errlen)))
         return rc;
@@ -548,6 +717,8 @@ void kx_fanout_stop(struct kx_hub *h)
         natsSubscription_Destroy(w->sub);
         if (w->out.ops && w->out.ops->destroy)
             w->out.ops->destroy(&w->out);
+        free(w->held_msgs);
+        free(w->held);
         kx_output_instance_release(&w->inst);
     }
     free(f->w);

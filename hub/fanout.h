@@ -31,6 +31,7 @@ struct kx_output_common {
     struct kx_strlist backoff;        /* delays between attempts, e.g. 1s,5s,30s */
     int64_t ack_wait;                 /* redelivery after a crash mid-delivery */
     int64_t batch_size;               /* alerts per deliver() call, <= ops->max_batch */
+    int64_t batch_wait;               /* ns to wait for a batch to fill; 0 = send what is there */
     struct kx_strlist rules;          /* only these rules (globs); empty = all */
     struct kx_strlist tags;           /* only alerts with one of these tags; empty = all */
     struct kx_strlist sources;        /* only these sources ("syscall", "k8s_audit"); empty = all */

@@ -9,9 +9,19 @@
  * batching, retries with backoff, dead-lettering and metrics. A plugin only
  * formats and delivers, and reports the outcome:
  *
- *     0         delivered (the batch is acked)
- *     -EAGAIN   retry later (nak with backoff; dead-letter after max_deliver)
- *     other <0  permanent failure (dead-letter now)
+ *     0              delivered (the batch is acked)
+ *     KX_OUTPUT_HOLD held: the plugin will send it later, with others (digest)
+ *     -EAGAIN        retry later (nak with backoff; dead-letter after max_deliver)
+ *     other <0       permanent failure (dead-letter now)
+ *
+ * Holding (a digest: one mail per N minutes listing every alert). When
+ * deliver() returns KX_OUTPUT_HOLD, the core keeps that batch's alerts and
+ * leaves their messages un-acked (telling JetStream they are in progress, so
+ * AckWait does not redeliver them). Once o->flush_at (monotonic ns, set by
+ * the plugin) has passed, or KX_OUTPUT_HOLD_MAX alerts are held, the core
+ * calls flush() with every held alert, oldest first, and settles them all
+ * with its result as if deliver() had returned it. A hub that dies while
+ * holding leaves the messages un-acked: they come back after AckWait.
  *
  * Threads: init/deliver/destroy of one instance all run on that instance's
  * worker thread, one call at a time, so a plugin needs no locking for its own
@@ -37,7 +47,11 @@ struct kx_output {
     void *priv;                /* plugin state, set by init, freed by destroy */
     int64_t retry_after;       /* ns; a plugin returning -EAGAIN may set it (Retry-After) */
     char error[256];           /* a plugin sets the reason of its last failure here */
+    int64_t flush_at;          /* monotonic ns: when to flush() what is held; 0 = never */
 };
+
+#define KX_OUTPUT_HOLD 1          /* deliver(): keep these un-acked until flush() */
+#define KX_OUTPUT_HOLD_MAX 10000  /* alerts held at most; reaching it flushes at once */
 
 struct kx_output_ops {
     const char *name;                    /* type name in config: "webhook" */
@@ -50,6 +64,9 @@ struct kx_output_ops {
     /* cfg: the instance's YAML map (borrowed, may be NULL), for extra checks. */
     int (*init)(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d);
     int (*deliver)(struct kx_output *o, struct kx_alert *const *batch, size_t n);
+    /* Required when deliver() may return KX_OUTPUT_HOLD: sends the held
+     * alerts (borrowed; n >= 1). 0, -EAGAIN or <0, as deliver(); never HOLD. */
+    int (*flush)(struct kx_output *o, struct kx_alert *const *held, size_t n);
     void (*destroy)(struct kx_output *o); /* may be NULL */
 };
 

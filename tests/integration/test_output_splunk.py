@@ -140,3 +140,19 @@ def test_hec_wrong_token_is_a_permanent_failure(hub, hec, nats):
     hdrs = msgs[0][1]
     assert "403" in hdrs and "Invalid token" in hdrs
     assert "not-the-token" not in h.logtext()  # the token never reaches a log
+
+
+def test_batch_wait_fills_a_batch_across_arrivals(hub, hec, nats):
+    # Alerts arriving 50 ms apart: without batch_wait each is its own request;
+    # with batch_wait 2s and batch_size 8 they travel together, bounded by size.
+    h = hub(outputs=[splunk(hec, batch_size=8, batch_wait="2s")])
+    sent = [falco_alert(container="%012x" % (0xb000 + i)) for i in range(10)]
+    t0 = time.monotonic()
+    for a in sent:
+        assert h.post(a)[0] == 200
+        time.sleep(0.05)
+    wait_for(lambda: len(hec.events) == 10, 15, what="10 HEC events")
+    assert hec.requests[0] == 8, hec.requests  # the size bound
+    assert sum(hec.requests) == 10 and len(hec.requests) == 2
+    # the time bound: the last 2 did not wait for 6 more that never came
+    assert time.monotonic() - t0 < 5
