@@ -239,9 +239,17 @@ struct kx_alert *kx_alert_parse(const char *json, size_t len, char *err, size_t 
     a->doc = doc;
     if (alert_bind(a, err, errlen))
         goto fail;
+    bool complete = a->uuid && a->uuid[0] && a->source;
     if (alert_fill_defaults(a)) {
         set_err(err, errlen, "out of memory");
         goto fail;
+    }
+    /* Unchanged by the defaults: keep the text, the hub forwards it as is.
+     * Without memory for the copy it is printed when needed instead. */
+    if (complete && (a->raw = malloc(len + 1))) {
+        memcpy(a->raw, json, len);
+        a->raw[len] = '\0';
+        a->raw_len = len;
     }
     return a;
 
@@ -292,8 +300,17 @@ static cJSON *output_fields(struct kx_alert *a)
     return cJSON_AddObjectToObject(a->doc, "output_fields");
 }
 
+/* The doc is about to change: the parsed text no longer says the same. */
+static void alert_touch(struct kx_alert *a)
+{
+    free(a->raw);
+    a->raw = NULL;
+    a->raw_len = 0;
+}
+
 static int set_field(struct kx_alert *a, const char *field, cJSON *v)
 {
+    alert_touch(a);
     cJSON *of = output_fields(a);
     if (!of || !v) {
         cJSON_Delete(v);
@@ -318,6 +335,7 @@ int kx_alert_set_int(struct kx_alert *a, const char *field, int64_t value)
 
 int kx_alert_add_tag(struct kx_alert *a, const char *tag)
 {
+    alert_touch(a);
     cJSON *tags = cJSON_GetObjectItemCaseSensitive(a->doc, "tags");
     if (!cJSON_IsArray(tags)) {
         cJSON_DeleteItemFromObjectCaseSensitive(a->doc, "tags");
@@ -382,7 +400,20 @@ const char *kx_alert_field_str(const struct kx_alert *a, const char *name, char 
 
 char *kx_alert_to_json(const struct kx_alert *a)
 {
-    return cJSON_PrintUnformatted(a->doc);
+    return a->raw ? strndup(a->raw, a->raw_len) : cJSON_PrintUnformatted(a->doc);
+}
+
+const char *kx_alert_json(const struct kx_alert *a, size_t *len, char **tmp)
+{
+    *tmp = NULL;
+    if (a->raw) {
+        *len = a->raw_len;
+        return a->raw;
+    }
+    if (!(*tmp = cJSON_PrintUnformatted(a->doc)))
+        return NULL;
+    *len = strlen(*tmp);
+    return *tmp;
 }
 
 void kx_alert_free(struct kx_alert *a)
@@ -390,5 +421,6 @@ void kx_alert_free(struct kx_alert *a)
     if (!a)
         return;
     cJSON_Delete(a->doc);
+    free(a->raw);
     free(a);
 }

@@ -51,6 +51,9 @@ struct kx_alert {
     const char *output;          /* borrowed from doc; "" if absent */
     enum kx_priority priority;
     int64_t time_ns;             /* parsed "time" */
+    char *raw;                   /* owned: the text parse() read, kept while doc is unchanged
+                                  * since, so it need not be printed again; else NULL */
+    size_t raw_len;
 };
 
 /*
@@ -87,6 +90,15 @@ const char *kx_alert_field_str(const struct kx_alert *a, const char *name, char 
 
 /* Compact JSON; caller frees with free(). NULL on OOM. */
 char *kx_alert_to_json(const struct kx_alert *a);
+
+/*
+ * The alert as JSON text without a copy when it can: the text it was parsed
+ * from while the alert is unchanged since (changes go through the setters
+ * above), else printed into *tmp, which the caller frees (NULL when not
+ * used). *len gets the length. NULL when out of memory. a borrowed; the
+ * result lives as long as a and *tmp.
+ */
+const char *kx_alert_json(const struct kx_alert *a, size_t *len, char **tmp);
 
 void kx_alert_free(struct kx_alert *a); /* no-op if NULL */
 

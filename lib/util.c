@@ -435,3 +435,38 @@ char *kx_base64_encode(const void *p, size_t n, size_t *outlen)
         *outlen = o;
     return out;
 }
+
+int kx_buf_json_str(struct kx_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+    int rc = kx_buf_append(b, "\"", 1);
+
+    for (; rc == 0 && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        rc = kx_buf_append(b, run, (size_t)(s - run));
+        if (rc == 0)
+            rc = kx_buf_append(b, esc, n);
+        run = s + 1;
+    }
+    if (rc == 0)
+        rc = kx_buf_append(b, run, (size_t)(s - run));
+    return rc ? rc : kx_buf_append(b, "\"", 1);
+}

@@ -49,6 +49,8 @@ void kx_buf_init(struct kx_buf *b, size_t max);
 int kx_buf_append(struct kx_buf *b, const void *p, size_t n);
 int kx_buf_printf(struct kx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kx_buf_reset(struct kx_buf *b);   /* len = 0, keeps memory */
+/* Appends s (NUL-terminated UTF-8, borrowed) as a quoted JSON string. 0 or the append error. */
+int kx_buf_json_str(struct kx_buf *b, const char *s);
 void kx_buf_free(struct kx_buf *b);    /* releases memory; no-op on a zeroed buf */
 
 /* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd

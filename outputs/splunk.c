@@ -55,33 +55,43 @@ static const struct kx_opt splunk_opts[] = {
     {0},
 };
 
-/* Pure: appends one HEC envelope for a to out. 0 or the kx_buf error. */
+/* Pure: appends one HEC envelope for a to out, the alert's JSON spliced in
+ * as it is (no second print). 0 or the kx_buf error. */
 static int splunk_envelope(const struct splunk_settings *s, const struct kx_alert *a,
                            struct kx_buf *out)
 {
-    cJSON *env = cJSON_CreateObject();
-    char *json = NULL;
-    int rc = -ENOMEM;
+    size_t len;
+    char *tmp;
+    const char *json = kx_alert_json(a, &len, &tmp);
 
+    if (!json)
+        return -ENOMEM;
     /* HEC's time: epoch seconds with a fraction (ms precision is what it keeps) */
-    if (env &&
-        cJSON_AddRawToObject(env, "time", "0") && /* placeholder, replaced below */
-        cJSON_AddStringToObject(env, "host", a->hostname) &&
-        cJSON_AddStringToObject(env, "source", s->source ? s->source : "klaxon") &&
-        cJSON_AddStringToObject(env, "sourcetype", s->sourcetype ? s->sourcetype : "falco") &&
-        (!s->index || !*s->index || cJSON_AddStringToObject(env, "index", s->index))) {
-        char t[48];
-
-        snprintf(t, sizeof(t), "%lld.%03lld", (long long)(a->time_ns / KX_NSEC_PER_SEC),
-                 (long long)(a->time_ns % KX_NSEC_PER_SEC / 1000000));
-        cJSON_ReplaceItemInObject(env, "time", cJSON_CreateRaw(t));
-        if (cJSON_AddItemReferenceToObject(env, "event", a->doc))
-            json = cJSON_PrintUnformatted(env);
+    int rc = kx_buf_printf(out, "{\"time\":%lld.%03lld,\"host\":",
+                           (long long)(a->time_ns / KX_NSEC_PER_SEC),
+                           (long long)(a->time_ns % KX_NSEC_PER_SEC / 1000000));
+    if (rc == 0)
+        rc = kx_buf_json_str(out, a->hostname);
+    if (rc == 0)
+        rc = kx_buf_append(out, ",\"source\":", 10);
+    if (rc == 0)
+        rc = kx_buf_json_str(out, s->source ? s->source : "klaxon");
+    if (rc == 0)
+        rc = kx_buf_append(out, ",\"sourcetype\":", 14);
+    if (rc == 0)
+        rc = kx_buf_json_str(out, s->sourcetype ? s->sourcetype : "falco");
+    if (rc == 0 && s->index && *s->index) {
+        rc = kx_buf_append(out, ",\"index\":", 9);
+        if (rc == 0)
+            rc = kx_buf_json_str(out, s->index);
     }
-    if (json)
-        rc = kx_buf_append(out, json, strlen(json));
-    cJSON_free(json);
-    cJSON_Delete(env); /* the reference does not free a->doc */
+    if (rc == 0)
+        rc = kx_buf_append(out, ",\"event\":", 9);
+    if (rc == 0)
+        rc = kx_buf_append(out, json, len);
+    if (rc == 0)
+        rc = kx_buf_append(out, "}", 1);
+    free(tmp);
     return rc;
 }
 

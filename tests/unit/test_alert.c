@@ -236,6 +236,59 @@ static void test_time(void **st)
     assert_int_equal(ns, 1234567890123456789LL);
 }
 
+/* The parsed text is reused while the alert is unchanged, and never after. */
+static void test_raw_text_kept_until_changed(void **st)
+{
+    static const char in[] = "{\"uuid\":\"6d1c0e37-0f5c-4c1a-9e0e-6f1b2b0c1d2e\","
+                             "\"rule\":\"R\",\"priority\":\"Notice\",\"source\":\"syscall\","
+                             "\"time\":\"2026-11-23T10:00:00.000000000Z\",\"output\":\"x\","
+                             "\"output_fields\":{\"a\":1}}";
+    char err[KX_ALERT_ERR_LEN], *tmp;
+    size_t len;
+
+    struct kx_alert *a = kx_alert_parse(in, sizeof(in) - 1, err, sizeof(err));
+    assert_non_null(a);
+    const char *j = kx_alert_json(a, &len, &tmp);
+    assert_null(tmp);
+    assert_int_equal(len, sizeof(in) - 1);
+    assert_memory_equal(j, in, len);
+    assert_int_equal(kx_alert_set_str(a, "b", "2"), 0);
+    j = kx_alert_json(a, &len, &tmp);
+    assert_non_null(tmp);
+    assert_non_null(strstr(j, "\"b\":\"2\""));
+    free(tmp);
+    kx_alert_free(a);
+
+    /* a uuid added by the parse: the text is not the alert, so it is printed */
+    static const char bare[] = "{\"rule\":\"R\",\"priority\":\"Notice\","
+                               "\"time\":\"2026-11-23T10:00:00Z\"}";
+    a = kx_alert_parse(bare, sizeof(bare) - 1, err, sizeof(err));
+    assert_non_null(a);
+    j = kx_alert_json(a, &len, &tmp);
+    assert_non_null(tmp);
+    assert_non_null(strstr(j, "\"uuid\""));
+    free(tmp);
+    assert_int_equal(kx_alert_add_tag(a, "t"), 0); /* tags change it too */
+    assert_null(a->raw);
+    kx_alert_free(a);
+}
+
+static void test_json_str(void **st)
+{
+    struct kx_buf b;
+    kx_buf_init(&b, 256);
+    assert_int_equal(kx_buf_json_str(&b, "a\"b\\c\nd\x01\xc3\xa9"), 0);
+    assert_int_equal(kx_buf_append(&b, "", 1), 0);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\\u0001\xc3\xa9\"");
+    kx_buf_reset(&b);
+    assert_int_equal(kx_buf_json_str(&b, ""), 0);
+    assert_int_equal(b.len, 2);
+    kx_buf_free(&b);
+    kx_buf_init(&b, 4);
+    assert_int_equal(kx_buf_json_str(&b, "abcdef"), -E2BIG);
+    kx_buf_free(&b);
+}
+
 static void test_util(void **st)
 {
     int64_t v;
@@ -284,6 +337,8 @@ int main(void)
         cmocka_unit_test(test_new_and_fields),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_util),
+        cmocka_unit_test(test_raw_text_kept_until_changed),
+        cmocka_unit_test(test_json_str),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
