@@ -48,76 +48,220 @@ static int reject(struct kx_hub *h, natsMsg *msg, const char *reason)
     return rc < 0 ? rc : 0;
 }
 
-/* One raw alert of the batch being processed by kx-ingest. */
-struct pending {
-    natsMsg *raw;                    /* borrowed from the fetched list */
+/*
+ * Raw alerts whose event publish is in flight. The stream's ack arrives on a
+ * nats.c thread, which acks (or naks) the raw alert right there, so kx-ingest
+ * goes on with the next batch instead of waiting for this one's acks. A slot
+ * is found by its uuid (the event's Nats-Msg-Id) in an open-addressing table
+ * of twice the in-flight bound.
+ */
+struct inflight {
+    natsMsg *raw;                    /* owned while in the table; NULL = free slot */
+    int64_t since;                   /* monotonic ns of the publish */
     char uuid[KX_ALERT_UUID_LEN + 1];
-    int state;                       /* 0 waiting for the stream ack, 1 stored, -1 failed */
 };
 
-/* The batch in flight; results written by nats.c's ack thread under lock. */
 static struct {
     pthread_mutex_t lock;
-    struct pending *v;               /* fetch_batch entries */
-    int n;
-} batch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    pthread_cond_t freed;            /* signalled when a slot empties */
+    struct inflight *v;              /* cap slots, under lock */
+    size_t cap, n, max;              /* max: in flight at most (cap / 2) */
+    struct kx_hub *hub;
+} fl = {.lock = PTHREAD_MUTEX_INITIALIZER, .freed = PTHREAD_COND_INITIALIZER};
 static jsCtx *ingest_js;             /* own context: its async acks report to us */
+
+static size_t fl_hash(const char *uuid)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *uuid; uuid++)
+        h = (h ^ (unsigned char)*uuid) * 1099511628211ULL;
+    return h;
+}
+
+/* Under fl.lock: the slot holding uuid, or NULL. */
+static struct inflight *fl_find(const char *uuid)
+{
+    for (size_t i = fl_hash(uuid) % fl.cap, k = 0; k < fl.cap; i = (i + 1) % fl.cap, k++) {
+        if (!fl.v[i].raw)
+            return NULL;
+        if (strcmp(fl.v[i].uuid, uuid) == 0)
+            return &fl.v[i];
+    }
+    return NULL;
+}
+
+/* Under fl.lock: empties a slot and re-inserts the probe chain after it,
+ * so later lookups never stop at the hole (linear-probing delete). */
+static void fl_remove(struct inflight *e)
+{
+    size_t i = (size_t)(e - fl.v);
+
+    memset(e, 0, sizeof(*e));
+    fl.n--;
+    for (size_t j = (i + 1) % fl.cap; fl.v[j].raw; j = (j + 1) % fl.cap) {
+        struct inflight moved = fl.v[j];
+        size_t k = fl_hash(moved.uuid) % fl.cap;
+
+        memset(&fl.v[j], 0, sizeof(fl.v[j]));
+        while (fl.v[k].raw)
+            k = (k + 1) % fl.cap;
+        fl.v[k] = moved;
+    }
+    pthread_cond_signal(&fl.freed);
+}
+
+/* Settles a raw alert whose publish ended: stored -> ack, else nak. */
+static void fl_settle(natsMsg *raw, bool stored)
+{
+    if (stored) {
+        kx_metric_inc(fl.hub->metrics.accepted);
+        natsMsg_Ack(raw, NULL);
+    } else {
+        kx_metric_inc(fl.hub->metrics.publish_errors);
+        natsMsg_NakWithDelay(raw, 1000, NULL);
+    }
+    natsMsg_Destroy(raw);
+}
 
 /* Runs on a nats.c thread for every asynchronously published event. */
 static void ingest_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 {
     const char *id = NULL;
+    natsMsg *raw = NULL;
+
     natsMsgHeader_Get(msg, KX_HDR_MSG_ID, &id);
-    pthread_mutex_lock(&batch.lock);
-    for (int i = 0; id && i < batch.n; i++) {
-        if (batch.v[i].state == 0 && strcmp(batch.v[i].uuid, id) == 0) {
-            batch.v[i].state = pa ? 1 : -1;
-            if (pae)
-                kx_warn("ingest: event %s not stored: %s", id,
-                        pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
-            break;
-        }
+    pthread_mutex_lock(&fl.lock);
+    struct inflight *e = id ? fl_find(id) : NULL;
+    if (e) {
+        raw = e->raw;
+        fl_remove(e);
     }
-    pthread_mutex_unlock(&batch.lock);
+    pthread_mutex_unlock(&fl.lock);
+    if (pae)
+        kx_warn("ingest: event %s not stored: %s", id ? id : "?",
+                pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+    /* Not found: it timed out and was already handed back (nak); the
+     * redelivery's publish is a duplicate the stream ignores. */
+    if (raw)
+        fl_settle(raw, pa != NULL);
     natsMsg_Destroy(msg);
 }
 
-/* Starts the asynchronous publish of an accepted alert to KLAXON_EVENTS.
- * 1 in flight, or a negative errno. */
-static int publish_event(natsMsg *msg, const struct kx_alert *a, struct pending *p,
-                         int64_t timeout)
+/*
+ * Takes raw into the in-flight table (ownership moves), waiting while the
+ * table is full. Returns the slot's uuid copy; NULL if the hub is stopping.
+ * Runs on kx-ingest.
+ */
+static bool fl_add(natsMsg *raw, const char *uuid)
+{
+    pthread_mutex_lock(&fl.lock);
+    while (fl.n >= fl.max && !atomic_load(&fl.hub->stopping)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&fl.freed, &fl.lock, &ts);
+    }
+    bool ok = fl.n < fl.max && !fl_find(uuid);
+    if (ok) {
+        size_t i = fl_hash(uuid) % fl.cap;
+        while (fl.v[i].raw)
+            i = (i + 1) % fl.cap;
+        fl.v[i].raw = raw;
+        fl.v[i].since = kx_monotonic_ns();
+        snprintf(fl.v[i].uuid, sizeof(fl.v[i].uuid), "%s", uuid);
+        fl.n++;
+    }
+    pthread_mutex_unlock(&fl.lock);
+    return ok;
+}
+
+/* Takes raw back out after a failed publish start. The callback may have
+ * run already (then it settled raw): returns whether we got it back. */
+static bool fl_take_back(const char *uuid)
+{
+    pthread_mutex_lock(&fl.lock);
+    struct inflight *e = fl_find(uuid);
+    bool got = e != NULL;
+    if (e)
+        fl_remove(e);
+    pthread_mutex_unlock(&fl.lock);
+    return got;
+}
+
+/*
+ * Hands back every raw alert whose publish has gone unanswered for longer
+ * than `older` ns (0 = all): nak, so it is redelivered and published again;
+ * the stream's duplicate window makes a late store harmless. Runs on
+ * kx-ingest.
+ */
+static void fl_expire(int64_t older)
+{
+    int64_t now = kx_monotonic_ns();
+    size_t expired = 0;
+
+    pthread_mutex_lock(&fl.lock);
+    for (size_t i = 0; i < fl.cap; i++) {
+        struct inflight *e = &fl.v[i];
+        if (e->raw && (older == 0 || now - e->since > older)) {
+            natsMsg *raw = e->raw;
+            fl_remove(e);
+            fl_settle(raw, false);
+            expired++;
+            i--; /* fl_remove may have moved another entry into slot i */
+        }
+    }
+    pthread_mutex_unlock(&fl.lock);
+    if (expired) {
+        kx_warn("ingest: %zu events unconfirmed by the stream; their raw alerts will be retried",
+                expired);
+        /* nats.c keeps them pending too: drop them there as well */
+        natsMsgList late = {0};
+        if (js_PublishAsyncGetPendingList(&late, ingest_js) == NATS_OK)
+            natsMsgList_Destroy(&late);
+    }
+}
+
+/* Starts the asynchronous publish of an accepted alert to KLAXON_EVENTS;
+ * raw moves to the in-flight table. 1 in flight, or a negative errno (raw
+ * stays the caller's). */
+static int publish_event(natsMsg *raw, const struct kx_alert *a, int64_t timeout)
 {
     char subject[200];
     natsMsg *ev = NULL;
+    char *tmp;
+    size_t len = 0;
+    const char *json = kx_alert_json(a, &len, &tmp);
 
-    char *json = kx_alert_to_json(a);
     event_subject(a, subject, sizeof(subject));
-    snprintf(p->uuid, sizeof(p->uuid), "%s", a->uuid);
-    p->raw = msg;
-    p->state = 0;
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MsgId = p->uuid; /* a redelivered raw alert is stored once */
+    po.MsgId = a->uuid; /* a redelivered raw alert is stored once */
     po.MaxWait = timeout / KX_NSEC_PER_MSEC;
-    natsStatus s = json ? natsMsg_Create(&ev, subject, NULL, json, (int)strlen(json))
-                        : NATS_NO_MEMORY;
-    if (s == NATS_OK)
-        s = js_PublishMsgAsync(ingest_js, &ev, &po);
+    natsStatus s = json ? natsMsg_Create(&ev, subject, NULL, json, (int)len) : NATS_NO_MEMORY;
+    if (s == NATS_OK && !fl_add(raw, a->uuid))
+        s = NATS_ILLEGAL_STATE; /* stopping, or this uuid is already in flight */
+    else if (s == NATS_OK && (s = js_PublishMsgAsync(ingest_js, &ev, &po)) != NATS_OK &&
+             !fl_take_back(a->uuid))
+        s = NATS_OK; /* failed, but the callback already settled raw */
     natsMsg_Destroy(ev); /* no-op when the library took it */
-    free(json);
+    free(tmp);
     if (s != NATS_OK) {
         kx_warn("ingest: cannot publish event: %s", natsStatus_GetText(s));
-        return kx_bus_errno(s);
+        return kx_bus_errno(s) ? kx_bus_errno(s) : -EAGAIN;
     }
     return 1;
 }
 
 /*
  * Dedupes one parsed alert and starts the publish of an accepted one.
- * Returns 1 when the publish is in flight (the raw alert's ack waits for its
- * result), 0 when done (ack now), <0 to retry (nak). a stays the caller's.
+ * Returns 1 when the publish is in flight (raw moved to the in-flight
+ * table), 0 when done (ack now), <0 to retry (nak). a stays the caller's.
  */
-static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, struct pending *p)
+static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a)
 {
     bool accept = true;
     int rc;
@@ -127,53 +271,22 @@ static int handle(struct kx_hub *h, natsMsg *msg, const struct kx_alert *a, stru
             kx_metric_inc(h->metrics.deduped);
         return rc;
     }
-    rc = publish_event(msg, a, p, h->cfg.publish_timeout);
+    rc = publish_event(msg, a, h->cfg.publish_timeout);
     if (rc < 0)
         kx_metric_inc(h->metrics.publish_errors);
     return rc;
 }
 
-/* Acts on handle()'s verdict for one raw alert. */
-static void conclude(natsMsg *m, int rc, const struct pending *p)
+/* Acts on handle()'s verdict for raw alert i of the list; a raw alert in
+ * flight is no longer the list's. */
+static void conclude(natsMsgList *list, int i, int rc)
 {
-    if (rc == 1) {
-        pthread_mutex_lock(&batch.lock);
-        batch.v[batch.n++] = *p;
-        pthread_mutex_unlock(&batch.lock);
-    } else if (rc == 0) {
-        natsMsg_Ack(m, NULL);
-    } else {
-        natsMsg_NakWithDelay(m, 1000, NULL);
-    }
-}
-
-/* Second half: wait for the stream's acks of the batch, then ack or nak
- * every raw alert whose event publish was started. */
-static void settle_batch(struct kx_hub *h)
-{
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = h->cfg.publish_timeout / KX_NSEC_PER_MSEC;
-    if (js_PublishAsyncComplete(ingest_js, &po) != NATS_OK) {
-        /* Unanswered publishes: take them back; their raw alerts are
-         * redelivered and the Nats-Msg-Id makes a late store harmless. */
-        natsMsgList late = {0};
-        if (js_PublishAsyncGetPendingList(&late, ingest_js) == NATS_OK)
-            natsMsgList_Destroy(&late);
-    }
-    pthread_mutex_lock(&batch.lock);
-    for (int i = 0; i < batch.n; i++) {
-        struct pending *p = &batch.v[i];
-        if (p->state == 1) {
-            kx_metric_inc(h->metrics.accepted);
-            natsMsg_Ack(p->raw, NULL);
-        } else {
-            kx_metric_inc(h->metrics.publish_errors);
-            natsMsg_NakWithDelay(p->raw, 1000, NULL);
-        }
-    }
-    batch.n = 0;
-    pthread_mutex_unlock(&batch.lock);
+    if (rc == 1)
+        list->Msgs[i] = NULL;
+    else if (rc == 0)
+        natsMsg_Ack(list->Msgs[i], NULL);
+    else
+        natsMsg_NakWithDelay(list->Msgs[i], 1000, NULL);
 }
 
 /* One fetched raw alert. */
@@ -211,7 +324,7 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
         it[i].alert = kx_alert_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), err,
                                      sizeof(err));
         if (!it[i].alert) {
-            conclude(m, reject(h, m, err), NULL);
+            conclude(list, i, reject(h, m, err));
             continue;
         }
         if (!h->dedupe)
@@ -241,21 +354,20 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
         kx_dedupe_check_many(h->dedupe, ops, (size_t)nops);
     }
     for (int i = 0; i < list->Count; i++) {
-        struct pending p = {0};
         if (!it[i].alert || it[i].leader >= 0)
             continue;
         int r = h->dedupe ? ops[op_of[i]].result : 1;
         if (r == 1) {
-            verdict[i] = publish_event(list->Msgs[i], it[i].alert, &p, h->cfg.publish_timeout);
+            verdict[i] = publish_event(list->Msgs[i], it[i].alert, h->cfg.publish_timeout);
             if (verdict[i] < 0)
                 kx_metric_inc(h->metrics.publish_errors);
         } else if (r == 0) {
             kx_metric_inc(h->metrics.deduped);
             verdict[i] = 0;
         } else {
-            verdict[i] = handle(h, list->Msgs[i], it[i].alert, &p);
+            verdict[i] = handle(h, list->Msgs[i], it[i].alert);
         }
-        conclude(list->Msgs[i], verdict[i], &p);
+        conclude(list, i, verdict[i]);
     }
     for (int k = 0; k < nops; k++)
         kx_buf_free(&ops[k].val);
@@ -274,13 +386,12 @@ static void process_batch(struct kx_hub *h, natsMsgList *list)
         for (int j = i + 1; j < list->Count; j++) {
             if (!it[j].alert || it[j].leader != i)
                 continue;
-            struct pending p = {0};
             if (rc == -ESTALE) {
-                conclude(list->Msgs[j], handle(h, list->Msgs[j], it[j].alert, &p), &p);
+                conclude(list, j, handle(h, list->Msgs[j], it[j].alert));
             } else {
                 if (rc == 0)
                     kx_metric_inc(h->metrics.deduped);
-                conclude(list->Msgs[j], rc, &p);
+                conclude(list, j, rc);
             }
         }
     }
@@ -305,6 +416,7 @@ static void *ingest_main(void *arg)
         jsErrCode code = 0;
         natsStatus s = natsSubscription_Fetch(&list, ingest_sub, (int)h->cfg.fetch_batch, 500,
                                               &code);
+        fl_expire(h->cfg.publish_timeout);
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {
@@ -315,12 +427,17 @@ static void *ingest_main(void *arg)
             usleep(250 * 1000);
             continue;
         }
-        /* Finish the fetched batch even when stopping: each is acked or
-         * nak'ed, so a shutdown never waits for AckWait. */
+        /* Finish the fetched batch even when stopping: each is acked,
+         * nak'ed or in flight, so a shutdown never waits for AckWait. */
         process_batch(h, &list);
-        settle_batch(h);
         natsMsgList_Destroy(&list);
     }
+    /* Let the last publishes be confirmed, then hand back what is left. */
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = h->cfg.publish_timeout / KX_NSEC_PER_MSEC;
+    js_PublishAsyncComplete(ingest_js, &po);
+    fl_expire(0);
     return NULL;
 }
 
@@ -332,7 +449,8 @@ int kx_ingest_start(struct kx_hub *h, char *err, size_t errlen)
         .filter = KX_SUBJ_ALERTS ".>",
         .ack_wait = h->cfg.ack_wait,
         .max_deliver = -1,
-        .max_ack_pending = 4 * h->cfg.fetch_batch + 64,
+        /* the fetched batch plus the in-flight table */
+        .max_ack_pending = 6 * h->cfg.fetch_batch + 64,
     };
     jsSubOptions so;
     jsErrCode code = 0;
@@ -340,14 +458,19 @@ int kx_ingest_start(struct kx_hub *h, char *err, size_t errlen)
 
     if ((rc = kx_bus_ensure_consumer(h->bus, &cs, err, errlen)))
         return rc;
-    if (!(batch.v = calloc((size_t)h->cfg.fetch_batch, sizeof(*batch.v)))) {
+    /* in flight: up to 4 batches, so several are pipelined */
+    fl.hub = h;
+    fl.max = 4 * (size_t)h->cfg.fetch_batch;
+    fl.cap = 2 * fl.max;
+    fl.n = 0;
+    if (!(fl.v = calloc(fl.cap, sizeof(*fl.v)))) {
         snprintf(err, errlen, "ingest: out of memory");
         return -ENOMEM;
     }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.AckHandler = ingest_on_puback;
-    jo.PublishAsync.MaxPending = h->cfg.fetch_batch;
+    jo.PublishAsync.MaxPending = (int64_t)fl.max;
     natsStatus js_s = natsConnection_JetStream(&ingest_js, h->bus->nc, &jo);
     if (js_s != NATS_OK) {
         snprintf(err, errlen, "ingest: cannot create JetStream context: %s",
@@ -381,8 +504,8 @@ void kx_ingest_stop(struct kx_hub *h)
     ingest_sub = NULL;
     jsCtx_Destroy(ingest_js);
     ingest_js = NULL;
-    free(batch.v);
-    batch.v = NULL;
+    free(fl.v);
+    fl.v = NULL;
 }
 
 int kx_ingest_submit(struct kx_hub *h, const char *body, size_t len, char *uuid_out, char *err,
