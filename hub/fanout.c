@@ -53,6 +53,11 @@ static const struct kx_opt common_opts[] = {
     {0},
 };
 
+const struct kx_opt *kx_output_common_opts(void)
+{
+    return common_opts;
+}
+
 /* "my-hook.1" -> "MY_HOOK_1": Falcosidekick-style env prefix. */
 static void env_prefix(const char *name, char *out, size_t len)
 {
@@ -221,16 +226,34 @@ int64_t kx_output_backoff(const struct kx_output_instance *inst, uint64_t delive
 
 /* ------------------------------------------------------------------------ */
 
+#define FETCH_MAX 1024
+#define QUEUE_DEPTH 1 /* one batch fetched ahead: enough to overlap fetch and send */
+
+/* One fetched batch that passed the filters, for the sender. */
+struct out_job {
+    natsMsg **msgs;                      /* owned, and each message */
+    struct kx_alert **alerts;            /* owned, and each alert */
+    size_t n;
+    int64_t touched;                     /* monotonic ns: fetched, or last marked in progress */
+};
+
 struct out_worker {
     struct kx_hub *hub;                  /* borrowed */
     struct kx_output_instance inst;      /* owned */
     struct kx_output out;                /* the plugin's view */
     struct kx_output_metrics *m;         /* borrowed from hub->metrics */
-    natsSubscription *sub;               /* owned, used only by the thread */
+    natsSubscription *sub;               /* owned, used only by the fetcher */
     char durable[96];
     char dl_subject[128];                /* klaxon.deadletter.<name> */
-    pthread_t thread;
-    bool started;
+    pthread_t thread, sender;            /* kx-out-<name> fetches, kx-snd-<name> delivers */
+    bool started, sender_started;
+    /* Fetched and parsed batches waiting for the sender: the next batch is
+     * fetched while the endpoint answers the last one. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;                /* signalled on push, pop and done */
+    struct out_job *q[QUEUE_DEPTH];                /* under qlock; FIFO of QUEUE_DEPTH */
+    size_t qhead, qlen;                  /* under qlock */
+    bool fetch_done;                     /* under qlock: the fetcher has exited */
     /* What deliver() asked to hold (KX_OUTPUT_HOLD), oldest first: the
      * messages stay un-acked until flush() settles them. Worker thread only. */
     natsMsg **held_msgs;                 /* owned, and each message */
@@ -243,8 +266,6 @@ struct kx_fanout {
     struct out_worker *w;                /* owned array */
     size_t n;
 };
-
-#define FETCH_MAX 256
 
 /* Sleeps up to ns, waking early when the hub stops. */
 static void nap(struct kx_hub *h, int64_t ns)
@@ -411,26 +432,28 @@ static int64_t held_tick(struct out_worker *w, bool force)
 }
 
 /*
- * Delivers msgs[0..n) (owned: each is destroyed or held here). Returns the
- * pause before the next fetch.
+ * Parses and filters fetched messages (owned: each is destroyed, acked as
+ * filtered, dead-lettered, or moved into the job). Returns the job, NULL
+ * when nothing is left to deliver. Runs on the fetcher.
  */
-static int64_t process(struct out_worker *w, natsMsg **all, size_t count)
+static struct out_job *prepare(struct out_worker *w, natsMsg **all, size_t count)
 {
-    struct kx_alert **alerts = calloc(count ? count : 1, sizeof(*alerts));
-    natsMsg **msgs = calloc(count ? count : 1, sizeof(*msgs));
-    size_t n = 0, batch = (size_t)w->inst.common.batch_size;
-    int64_t pause = 0;
+    struct out_job *job = calloc(1, sizeof(*job));
     char err[KX_ALERT_ERR_LEN];
 
-    if (!alerts || !msgs) {
+    if (job && (!(job->alerts = calloc(count, sizeof(*job->alerts))) ||
+                !(job->msgs = calloc(count, sizeof(*job->msgs))))) {
+        free(job->alerts);
+        free(job);
+        job = NULL;
+    }
+    if (!job) {
         /* out of memory: hand them all back for later */
         for (size_t i = 0; i < count; i++) {
-            natsMsg_Nak(all[i], NULL);
+            natsMsg_NakWithDelay(all[i], 1000, NULL);
             natsMsg_Destroy(all[i]);
         }
-        free(alerts);
-        free(msgs);
-        return KX_NSEC_PER_SEC;
+        return NULL;
     }
     for (size_t i = 0; i < count; i++) {
         natsMsg *msg = all[i];
@@ -466,15 +489,41 @@ static int64_t process(struct out_worker *w, natsMsg **all, size_t count)
             natsMsg_Destroy(msg);
             continue;
         }
-        alerts[n] = a;
-        msgs[n++] = msg;
+        job->alerts[job->n] = a;
+        job->msgs[job->n++] = msg;
     }
+    job->touched = kx_monotonic_ns();
+    if (job->n == 0) {
+        free(job->alerts);
+        free(job->msgs);
+        free(job);
+        return NULL;
+    }
+    return job;
+}
 
-    size_t done = 0;
+/*
+ * Delivers a job in batch_size pieces and settles or holds each piece; frees
+ * the job. Returns the pause before the next delivery. Runs on the sender.
+ */
+static int64_t deliver_job(struct out_worker *w, struct out_job *job)
+{
+    natsMsg **msgs = job->msgs;
+    struct kx_alert **alerts = job->alerts;
+    size_t n = job->n, batch = (size_t)w->inst.common.batch_size, done = 0;
+    int64_t pause = 0;
+
     while (done < n) {
         size_t k = n - done < batch ? n - done : batch;
         bool held = false;
 
+        /* Waiting in the queue or behind a slow endpoint: tell JetStream we
+         * are still on the rest, or AckWait hands them to another replica. */
+        if (kx_monotonic_ns() - job->touched > w->inst.common.ack_wait / 3) {
+            for (size_t i = done; i < n; i++)
+                natsMsg_InProgress(msgs[i], NULL);
+            job->touched = kx_monotonic_ns();
+        }
         if (pause > 0) {
             /* The endpoint is failing: return the rest for later instead of
              * hammering it; they come back after the same backoff. */
@@ -509,9 +558,10 @@ static int64_t process(struct out_worker *w, natsMsg **all, size_t count)
         }
         done += k;
     }
-    free(alerts);
-    free(msgs);
-    /* Pause no longer than a few seconds: the next fetch is the probe. */
+    free(job->alerts);
+    free(job->msgs);
+    free(job);
+    /* Pause no longer than a few seconds: the next delivery is the probe. */
     return pause > 5 * KX_NSEC_PER_SEC ? 5 * KX_NSEC_PER_SEC : pause;
 }
 
@@ -554,33 +604,103 @@ static int fetch(struct out_worker *w, natsMsg **out, int want, int64_t wait, na
     return got;
 }
 
-/* Thread "kx-out-<name>". */
+/* Queues a job, waiting while the queue is full (the sender always drains
+ * it, even when stopping). Runs on the fetcher. */
+static void queue_push(struct out_worker *w, struct out_job *job)
+{
+    pthread_mutex_lock(&w->qlock);
+    while (w->qlen == QUEUE_DEPTH)
+        pthread_cond_wait(&w->qcond, &w->qlock); /* the sender always drains */
+    w->q[(w->qhead + w->qlen++) % QUEUE_DEPTH] = job;
+    pthread_cond_broadcast(&w->qcond);
+    pthread_mutex_unlock(&w->qlock);
+}
+
+/* The next job, waiting up to ns; NULL on timeout or when the fetcher is
+ * done and the queue empty (*done set). */
+static struct out_job *queue_pop(struct out_worker *w, int64_t ns, bool *done)
+{
+    struct timespec ts;
+    struct out_job *job = NULL;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ns / KX_NSEC_PER_SEC;
+    ts.tv_nsec += ns % KX_NSEC_PER_SEC;
+    if (ts.tv_nsec >= KX_NSEC_PER_SEC) {
+        ts.tv_sec++;
+        ts.tv_nsec -= KX_NSEC_PER_SEC;
+    }
+    pthread_mutex_lock(&w->qlock);
+    while (w->qlen == 0 && !w->fetch_done &&
+           pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == 0)
+        ;
+    if (w->qlen) {
+        job = w->q[w->qhead];
+        w->qhead = (w->qhead + 1) % QUEUE_DEPTH;
+        w->qlen--;
+        pthread_cond_broadcast(&w->qcond);
+    }
+    *done = !job && w->fetch_done;
+    pthread_mutex_unlock(&w->qlock);
+    return job;
+}
+
+/* Thread "kx-snd-<name>": delivers what the fetcher queued, and flushes
+ * what is held when it is due. Finishes the queue after a stop. */
+static void *sender_main(void *arg)
+{
+    struct out_worker *w = arg;
+    char tname[16];
+    bool done = false;
+
+    snprintf(tname, sizeof(tname), "kx-snd-%.8s", w->inst.common.name);
+    pthread_setname_np(pthread_self(), tname);
+    while (!done) {
+        int64_t wait = 500 * KX_NSEC_PER_MSEC, pause = 0;
+
+        if (w->nheld && w->out.flush_at) {
+            int64_t left = w->out.flush_at - kx_monotonic_ns();
+            wait = left < wait ? (left < KX_NSEC_PER_MSEC ? KX_NSEC_PER_MSEC : left) : wait;
+        }
+        struct out_job *job = queue_pop(w, wait, &done);
+        if (job) {
+            pause = deliver_job(w, job);
+            /* The acks are buffered by nats.c: push them out now, so a hub
+             * killed right after does not deliver these again. */
+            natsConnection_FlushTimeout(w->hub->bus->nc, 1000);
+        }
+        int64_t p = held_tick(w, false);
+        if (p > pause)
+            pause = p;
+        if (pause > 0)
+            nap(w->hub, pause);
+    }
+    held_clear(w, true);
+    return NULL;
+}
+
+/* Thread "kx-out-<name>": fetches and parses the next batch while the
+ * sender delivers the previous one. */
 static void *worker_main(void *arg)
 {
     struct out_worker *w = arg;
     struct kx_hub *h = w->hub;
     int64_t last_err_log = 0;
-    natsMsg *msgs[FETCH_MAX];
+    natsMsg **msgs = calloc(FETCH_MAX, sizeof(*msgs));
     char tname[16];
 
     snprintf(tname, sizeof(tname), "kx-out-%.8s", w->inst.common.name);
     pthread_setname_np(pthread_self(), tname);
 
-    while (!atomic_load(&h->stopping)) {
+    while (msgs && !atomic_load(&h->stopping)) {
         natsStatus s;
         int want = (int)(w->inst.common.batch_size * 4);
-        int64_t wait = 500 * KX_NSEC_PER_MSEC;
 
         if (want > FETCH_MAX)
             want = FETCH_MAX;
         if (want < 16)
             want = 16;
-        if (w->nheld && w->out.flush_at) {
-            int64_t left = w->out.flush_at - kx_monotonic_ns();
-            wait = left < wait ? (left < KX_NSEC_PER_MSEC ? KX_NSEC_PER_MSEC : left) : wait;
-        }
-        int n = fetch(w, msgs, want, wait, &s);
-        int64_t pause = 0;
+        int n = fetch(w, msgs, want, 500 * KX_NSEC_PER_MSEC, &s);
 
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             if (kx_monotonic_ns() - last_err_log > 10 * KX_NSEC_PER_SEC) {
@@ -588,17 +708,17 @@ static void *worker_main(void *arg)
                         natsStatus_GetText(s));
                 last_err_log = kx_monotonic_ns();
             }
-            pause = 250 * KX_NSEC_PER_MSEC;
+            nap(h, 250 * KX_NSEC_PER_MSEC);
         }
-        if (n > 0)
-            pause = process(w, msgs, (size_t)n);
-        int64_t p = held_tick(w, false);
-        if (p > pause)
-            pause = p;
-        if (pause > 0)
-            nap(h, pause);
+        struct out_job *job = n > 0 ? prepare(w, msgs, (size_t)n) : NULL;
+        if (job)
+            queue_push(w, job);
     }
-    held_clear(w, true);
+    free(msgs);
+    pthread_mutex_lock(&w->qlock);
+    w->fetch_done = true;
+    pthread_cond_broadcast(&w->qcond);
+    pthread_mutex_unlock(&w->qlock);
     return NULL;
 }
 
@@ -646,7 +766,8 @@ static int worker_setup(struct out_worker *w, struct kx_hub *h, const struct kx_
          * dead-letters, so a message never silently stops being delivered. */
         .max_deliver = -1,
         /* a holding output keeps up to KX_OUTPUT_HOLD_MAX un-acked on purpose */
-        .max_ack_pending = 4 * FETCH_MAX + (w->inst.ops->flush ? KX_OUTPUT_HOLD_MAX : 0),
+        .max_ack_pending = (QUEUE_DEPTH + 3) * FETCH_MAX +
+                           (w->inst.ops->flush ? KX_OUTPUT_HOLD_MAX : 0),
     };
     if ((rc = kx_bus_ensure_consumer(h->bus, &cs, err, errlen)))
         return rc;
@@ -692,6 +813,13 @@ int kx_fanout_start(struct kx_hub *h, char *err, size_t errlen)
         if (!w->inst.common.enabled)
             continue;
         atomic_fetch_add(&h->metrics.noutputs, 1);
+        pthread_mutex_init(&w->qlock, NULL);
+        pthread_cond_init(&w->qcond, NULL);
+        if ((rc = pthread_create(&w->sender, NULL, sender_main, w))) {
+            snprintf(err, errlen, "cannot start output thread: %s", strerror(rc));
+            return -rc;
+        }
+        w->sender_started = true;
         if ((rc = pthread_create(&w->thread, NULL, worker_main, w))) {
             snprintf(err, errlen, "cannot start output thread: %s", strerror(rc));
             return -rc;
@@ -709,9 +837,22 @@ void kx_fanout_stop(struct kx_hub *h)
     struct kx_fanout *f = h->fanout;
     if (!f)
         return;
-    for (size_t i = 0; i < f->n; i++)
-        if (f->w[i].started)
-            pthread_join(f->w[i].thread, NULL);
+    for (size_t i = 0; i < f->n; i++) {
+        struct out_worker *w = &f->w[i];
+        if (w->started) {
+            pthread_join(w->thread, NULL);
+        } else if (w->sender_started) { /* its fetcher never ran: release the sender */
+            pthread_mutex_lock(&w->qlock);
+            w->fetch_done = true;
+            pthread_cond_broadcast(&w->qcond);
+            pthread_mutex_unlock(&w->qlock);
+        }
+        if (w->sender_started) {
+            pthread_join(w->sender, NULL);
+            pthread_mutex_destroy(&w->qlock);
+            pthread_cond_destroy(&w->qcond);
+        }
+    }
     for (size_t i = 0; i < f->n; i++) {
         struct out_worker *w = &f->w[i];
         natsSubscription_Destroy(w->sub);

@@ -49,6 +49,9 @@ struct kx_output_instance {
     struct kx_template **templated;   /* owned: one per common.templatedfields entry */
 };
 
+/* The option table of the settings every output has (static). */
+const struct kx_opt *kx_output_common_opts(void);
+
 /*
  * Whether the instance's rule/tag/source/namespace filters let a through
  * (minimumpriority is checked apart). Pure; both borrowed.
