@@ -87,10 +87,18 @@ int kx_httpout_send(struct kx_output *o, struct kx_httpc *http, const char *url,
                     const char *content_type, const struct kx_strmap *headers,
                     const struct kx_buf *body, const char *what, struct kx_http_result *res)
 {
+    return kx_httpout_request(o, http, "POST", url, content_type, headers, body->data, body->len,
+                              what, res);
+}
+
+int kx_httpout_request(struct kx_output *o, struct kx_httpc *http, const char *method,
+                       const char *url, const char *content_type, const struct kx_strmap *headers,
+                       const char *body, size_t len, const char *what,
+                       struct kx_http_result *res)
+{
     struct kx_http_result local;
     struct kx_http_result *r = res ? res : &local;
-    int rc = kx_httpc_send(http, "POST", url, content_type, headers, body->data ? body->data : "",
-                           body->len, r);
+    int rc = kx_httpc_send(http, method, url, content_type, headers, body ? body : "", len, r);
 
     if (rc != 0) {
         snprintf(o->error, sizeof(o->error), "%s: %.230s", what, r->error);

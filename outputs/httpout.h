@@ -96,6 +96,12 @@ int kx_httpout_send(struct kx_output *o, struct kx_httpc *http, const char *url,
                     const char *content_type, const struct kx_strmap *headers,
                     const struct kx_buf *body, const char *what, struct kx_http_result *res);
 
+/* The same with another method ("PUT") and a plain body (borrowed). */
+int kx_httpout_request(struct kx_output *o, struct kx_httpc *http, const char *method,
+                       const char *url, const char *content_type, const struct kx_strmap *headers,
+                       const char *body, size_t len, const char *what,
+                       struct kx_http_result *res);
+
 /* A Prometheus/Loki label name from a Falco field name: "k8s.ns.name" ->
  * "k8s_ns_name" ([a-zA-Z_][a-zA-Z0-9_]*). At most len-1 bytes. */
 void kx_httpout_label_name(const char *field, char *out, size_t len);

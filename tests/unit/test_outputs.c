@@ -450,7 +450,7 @@ static void test_webhook_config_errors(void **state)
     inst_init(&in, &kx_output_webhook, "address: ftp://x/y\n");
     assert_int_equal(in.init_rc, -EINVAL);
     assert_non_null(strstr(diag0(&in), "test.yaml:1:"));
-    assert_non_null(strstr(diag0(&in), "http:// or https://"));
+    assert_non_null(strstr(diag0(&in), "must be an http(s):// URL"));
     inst_free(&in);
 
     inst_init(&in, &kx_output_webhook, "address: http://x/y\nmethod: GET\n");
