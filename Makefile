@@ -24,6 +24,11 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread
 CPPFLAGS += -Ilib -Ihub -Ioutputs -I$(BUILD)/gen -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\" -MMD -MP
 LDLIBS_COMMON = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDLIBS_HUB    = $(shell pkg-config --libs openssl)
+# The hub parses and frees thousands of small JSON nodes per batch; glibc's
+# malloc spends half the hub's CPU on that (bench/RESULTS.md), jemalloc does
+# not. Not under sanitizers, which bring their own allocator.
+HUB_MALLOC    = $(if $(SAN),,-ljemalloc)
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)
@@ -71,7 +76,7 @@ $(LIBKX): $(LIB_OBJ)
 $(BUILD)/bin/klaxon-hub: $(HUB_OBJ) $(LIBKX)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS_COMMON)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS_HUB) $(HUB_MALLOC) $(LDLIBS_COMMON)
 
 # --- sensor: CO-RE BPF objects -> skeletons -> loader ------------------------
 $(BUILD)/gen/vmlinux.h:
@@ -100,7 +105,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBKX) $(HUB_CORE) $(SENSOR_CORE) | deps
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) -Ihub -Isensor -Ioutputs $(CFLAGS) $< $(HUB_CORE) $(SENSOR_CORE) $(LIBKX) \
-	    -o $@ $(LDFLAGS) $(LDLIBS_COMMON) -lbpf -lelf -lz -lcmocka
+	    -o $@ $(LDFLAGS) $(LDLIBS_HUB) $(LDLIBS_COMMON) -lbpf -lelf -lz -lcmocka
 
 unit: $(UNIT_BIN)
 	$(Q)set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -142,8 +147,12 @@ test: all
 run: all
 	$(Q)bash scripts/run.sh
 
-bench: all
+bench: all $(BUILD)/bench/sink
 	$(Q)bash bench/run.sh
+
+$(BUILD)/bench/sink: bench/sink.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
 
 format:
 	$(Q)clang-format -i $(LIB_SRC) $(HUB_SRC) $(SENSOR_SRC) $(BPF_SRC) $(UNIT_SRC) $(wildcard lib/*.h hub/*.h sensor/*.h outputs/*.h responders/*.h)

@@ -26,6 +26,8 @@ extern const struct kx_output_ops kx_output_elasticsearch;
 extern const struct kx_output_ops kx_output_loki;
 extern const struct kx_output_ops kx_output_pagerduty;
 extern const struct kx_output_ops kx_output_alertmanager;
+extern const struct kx_output_ops kx_output_smtp;
+extern const struct kx_output_ops kx_output_syslog;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
@@ -45,6 +47,8 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_loki,
     &kx_output_pagerduty,
     &kx_output_alertmanager,
+    &kx_output_smtp,
+    &kx_output_syslog,
     NULL,
 };
 

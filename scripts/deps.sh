@@ -10,11 +10,12 @@ PKGS=(
     make gcc clang llvm pkg-config bpftool
     libbpf-dev libelf-dev zlib1g-dev
     libnats-dev libcurl4-openssl-dev libcjson-dev libwebsockets-dev libyaml-dev
-    libssl-dev
+    libssl-dev librdkafka-dev libjemalloc-dev
     # run
     nats-server
     # tests
     libcmocka-dev python3-pytest util-linux iproute2 openssl
+    python3-aiosmtpd rsyslog rsyslog-gnutls
 )
 
 missing=()
