@@ -3,16 +3,19 @@
  * console.c - two local outputs in one file, sharing the line formatters:
  *
  *   console  one line per alert on stdout, human text or JSON lines
- *   file     JSON lines appended to a file (reopened when logrotate moves it)
+ *   file     JSON lines appended to a file, rotated by size (path -> path.1 ->
+ *            ... path.<maxbackups>) and reopened when logrotate moves it
  *
  * Each batch is formatted into one buffer and written with one call (and one
- * fflush for stdout), so lines of concurrent outputs never interleave and
- * stdout buffering never holds alerts back.
+ * fflush for stdout; one call per file when a rotation falls mid-batch), so
+ * lines of concurrent outputs never interleave and stdout buffering never
+ * holds alerts back.
  */
 #include "console.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,20 +214,31 @@ const struct kx_output_ops kx_output_console = {
 
 /* ---- file ---------------------------------------------------------------- */
 
+#define FILE_MAX_BACKUPS 1000
+
 struct file_settings {
-    char *path; /* required */
+    char *path;         /* required */
+    int64_t maxsize;    /* bytes; 0 = no built-in rotation */
+    int64_t maxbackups; /* rotated files kept, 0..FILE_MAX_BACKUPS */
 };
 
 struct file_state {
     int fd;    /* owned, O_APPEND; -1 after a failed reopen */
     dev_t dev; /* identity of the open file, to notice rotation */
     ino_t ino;
+    int64_t size;      /* bytes in the open file: fstat at open + what we wrote */
+    bool regular;      /* a regular file: only those are rotated (not /dev/stdout) */
     struct kx_buf buf; /* one batch of JSON lines, reused */
 };
 
 static const struct kx_opt file_opts[] = {
     {"path", KX_OPT_STR, NULL, offsetof(struct file_settings, path), KX_OPT_REQUIRED,
      "file to append JSON lines to (created 0640 if missing)"},
+    {"maxsize", KX_OPT_SIZE, "0", offsetof(struct file_settings, maxsize), 0,
+     "rotate before the file would grow past this size (0 = never; a longer line gets a file "
+     "of its own)"},
+    {"maxbackups", KX_OPT_INT, "5", offsetof(struct file_settings, maxbackups), 0,
+     "rotated files kept, path.1 (newest) .. path.N (0..1000; 0 = delete at rotation)"},
     {0},
 };
 
@@ -247,6 +261,109 @@ static int file_open(struct kx_output *o, struct file_state *st, const char *pat
     st->fd = fd;
     st->dev = sb.st_dev;
     st->ino = sb.st_ino;
+    st->size = sb.st_size; /* a restarted hub appends to what is there */
+    st->regular = S_ISREG(sb.st_mode);
+    return 0;
+}
+
+/* ".<i>" for backup i, "" for the live file (i == 0). */
+static void file_suffix(char sfx[24], int64_t i)
+{
+    if (i == 0)
+        sfx[0] = '\0';
+    else
+        snprintf(sfx, 24, ".%lld", (long long)i);
+}
+
+/* Moves path.(k-1) -> path.k ... path -> path.1 and opens a new file at path,
+ * k being the first free backup number, or maxbackups, whose file the rename
+ * replaces (the oldest goes). Stopping at the first hole means a rotation that
+ * failed half-way and is retried moves each file once: no backup is lost.
+ * 0 or -errno with o->error set; on failure the open file stays in use. */
+static int file_rotate(struct kx_output *o, struct file_state *st)
+{
+    const struct file_settings *s = o->settings;
+    /* path fits in PATH_MAX (open() accepted it), so path + suffix fits here. */
+    char from[PATH_MAX + 24], to[PATH_MAX + 24], sfrom[24], sto[24];
+    int64_t k = 1;
+
+    if (s->maxbackups == 0) {
+        if (unlink(s->path) < 0 && errno != ENOENT) {
+            int err = errno;
+
+            snprintf(o->error, sizeof(o->error), "rotate: unlink %s: %s", s->path, strerror(err));
+            return -err;
+        }
+        return file_open(o, st, s->path);
+    }
+    for (; k < s->maxbackups; k++) {
+        file_suffix(sto, k);
+        snprintf(to, sizeof(to), "%s%s", s->path, sto);
+        if (access(to, F_OK) < 0)
+            break;
+    }
+    for (; k >= 1; k--) {
+        file_suffix(sfrom, k - 1);
+        file_suffix(sto, k);
+        snprintf(from, sizeof(from), "%s%s", s->path, sfrom);
+        snprintf(to, sizeof(to), "%s%s", s->path, sto);
+        if (rename(from, to) < 0 && errno != ENOENT) {
+            int err = errno;
+
+            snprintf(o->error, sizeof(o->error), "rotate: rename %s%s to %s%s: %s", s->path, sfrom,
+                     s->path, sto, strerror(err));
+            return -err;
+        }
+    }
+    return file_open(o, st, s->path);
+}
+
+/* End of the line that starts at buf[off], its '\n' included. */
+static size_t file_line_end(const struct kx_buf *buf, size_t off)
+{
+    const char *nl = memchr(buf->data + off, '\n', buf->len - off);
+
+    return nl ? (size_t)(nl - buf->data) + 1 : buf->len;
+}
+
+/* End of the longest run of whole lines from buf[off] that still fits in the
+ * file (all of them without maxsize); off when not even one line fits. */
+static size_t file_fit(const struct file_settings *s, const struct file_state *st,
+                       const struct kx_buf *buf, size_t off)
+{
+    int64_t room = s->maxsize - st->size;
+    size_t end = off;
+
+    if (s->maxsize == 0 || !st->regular)
+        return buf->len;
+    while (end < buf->len) {
+        size_t next = file_line_end(buf, end);
+
+        if ((int64_t)(next - off) > room)
+            break;
+        end = next;
+    }
+    return end;
+}
+
+/* Writes all of data[0..len); 0 or -EAGAIN with o->error set. */
+static int file_write(struct kx_output *o, struct file_state *st, const char *data, size_t len)
+{
+    const struct file_settings *s = o->settings;
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t w = write(st->fd, data + off, len - off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            snprintf(o->error, sizeof(o->error), "write %s: %s", s->path, strerror(errno));
+            return -EAGAIN;
+        }
+        off += (size_t)w;
+        st->size += w;
+    }
     return 0;
 }
 
@@ -259,6 +376,16 @@ static int file_init(struct kx_output *o, const struct kx_config_node *cfg, stru
 
     if (s->path == NULL || s->path[0] == '\0') {
         kx_diag_add(d, kx_config_get(cfg, "path"), "output %s: path must not be empty", o->name);
+        return -EINVAL;
+    }
+    if (s->maxsize < 0) {
+        kx_diag_add(d, kx_config_get(cfg, "maxsize"),
+                    "output %s: maxsize must be >= 0 (0 = never rotate)", o->name);
+        return -EINVAL;
+    }
+    if (s->maxbackups < 0 || s->maxbackups > FILE_MAX_BACKUPS) {
+        kx_diag_add(d, kx_config_get(cfg, "maxbackups"), "output %s: maxbackups %lld: want 0..%d",
+                    o->name, (long long)s->maxbackups, FILE_MAX_BACKUPS);
         return -EINVAL;
     }
     st = calloc(1, sizeof(*st));
@@ -275,7 +402,10 @@ static int file_init(struct kx_output *o, const struct kx_config_node *cfg, stru
     return 0;
 }
 
-/* Output worker thread. */
+/* Output worker thread. A batch that does not fit goes out in runs of whole
+ * lines, each run in the current file while it has room, a rotation between
+ * runs. When a rotation fails after some runs were written, the retry writes
+ * those lines again: at least once, never lost. */
 static int file_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
     const struct file_settings *s = o->settings;
@@ -292,15 +422,18 @@ static int file_deliver(struct kx_output *o, struct kx_alert *const *batch, size
             return -EAGAIN;
     }
     while (off < st->buf.len) {
-        ssize_t w = write(st->fd, st->buf.data + off, st->buf.len - off);
+        size_t end = file_fit(s, st, &st->buf, off);
 
-        if (w < 0 && errno == EINTR)
+        if (end == off && st->size > 0) {
+            if (file_rotate(o, st) < 0)
+                return -EAGAIN;
             continue;
-        if (w < 0) {
-            snprintf(o->error, sizeof(o->error), "write %s: %s", s->path, strerror(errno));
-            return -EAGAIN;
         }
-        off += (size_t)w;
+        if (end == off) /* one line longer than maxsize: alone in a fresh file */
+            end = file_line_end(&st->buf, off);
+        if ((rc = file_write(o, st, st->buf.data + off, end - off)) < 0)
+            return rc;
+        off = end;
     }
     return 0;
 }

@@ -2,7 +2,8 @@
 /*
  * test_outputs.c - the console, file and webhook outputs and the registry:
  * pure formatters called directly, settings filled from YAML the way the
- * core does it, and the webhook delivering to the hub's own HTTP server.
+ * core does it, the file output rotating in a temporary directory, and the
+ * webhook delivering to the hub's own HTTP server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -313,6 +315,417 @@ static void test_file_errors(void **state)
     kx_alert_free(a);
 }
 
+/* ---- file rotation ----------------------------------------------------------- */
+
+/* Alert number seq whose output is padded so that its JSON line is long or
+ * short; lines of the same padding have the same length. */
+static struct kx_alert *seq_alert(int seq, size_t pad)
+{
+    char output[4096];
+    struct kx_alert *a;
+
+    assert_true(pad < sizeof(output) - 16);
+    snprintf(output, sizeof(output), "alert %03d %*s", seq, (int)pad, "");
+    a = kx_alert_new("Rotation test", KX_PRI_WARNING, "syscall", "node-a", output,
+                     1795341662000000000LL);
+    assert_non_null(a);
+    return a;
+}
+
+/* Length of a's line in the file. */
+static size_t line_len(const struct kx_alert *a)
+{
+    char *json = kx_alert_to_json(a);
+    size_t len = strlen(json) + 1;
+
+    free(json);
+    return len;
+}
+
+/* Delivers alerts first..first+n-1 (padding pad) in one batch; deliver's result. */
+static int deliver_seq(struct inst *in, int first, int n, size_t pad)
+{
+    struct kx_alert *batch[16];
+    int rc;
+
+    assert_true(n <= (int)KX_ARRAY_SIZE(batch));
+    for (int i = 0; i < n; i++)
+        batch[i] = seq_alert(first + i, pad);
+    rc = in->out.ops->deliver(&in->out, batch, (size_t)n);
+    for (int i = 0; i < n; i++)
+        kx_alert_free(batch[i]);
+    return rc;
+}
+
+/* Asserts that "<dir>/alerts.jsonl<sfx>" holds exactly the whole lines of
+ * alerts want[0..n), in order; n == -1: the file must not exist. */
+static void assert_file_seqs(const char *dir, const char *sfx, const int *want, int n)
+{
+    char path[256], err[KX_ALERT_ERR_LEN], *text, *line, *save = NULL;
+    size_t len;
+    int got = 0;
+
+    snprintf(path, sizeof(path), "%s/alerts.jsonl%s", dir, sfx);
+    text = kx_read_file(path, 1 << 20, &len);
+    if (n < 0) {
+        if (text != NULL)
+            fail_msg("%s exists", path);
+        return;
+    }
+    if (text == NULL)
+        fail_msg("%s: %s", path, strerror(errno));
+    assert_true(len == 0 || text[len - 1] == '\n'); /* no torn last line */
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        struct kx_alert *a = kx_alert_parse(line, strlen(line), err, sizeof(err));
+        int seq = -1;
+
+        if (a == NULL)
+            fail_msg("%s line %d: %s", path, got + 1, err);
+        assert_int_equal(sscanf(a->output, "alert %d", &seq), 1);
+        if (got >= n || seq != want[got])
+            fail_msg("%s line %d: alert %d, want %d", path, got + 1, seq, got < n ? want[got] : -1);
+        kx_alert_free(a);
+        got++;
+    }
+    assert_int_equal(got, n);
+    free(text);
+}
+
+#define ASSERT_SEQS(dir, sfx, ...)                                                                 \
+    do {                                                                                           \
+        const int want_[] = {__VA_ARGS__};                                                         \
+        assert_file_seqs(dir, sfx, want_, (int)KX_ARRAY_SIZE(want_));                              \
+    } while (0)
+
+static int64_t file_size(const char *dir, const char *sfx)
+{
+    char path[256];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/alerts.jsonl%s", dir, sfx);
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+/* Files (and empty directories) in dir. */
+static int dir_entries(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(dp);
+    while ((e = readdir(dp)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(dp);
+    return n;
+}
+
+static void rm_dir(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    char path[512];
+
+    assert_non_null(dp);
+    while ((e = readdir(dp)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (unlink(path) < 0)
+            rmdir(path);
+    }
+    closedir(dp);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* A file output on "<dir>/alerts.jsonl" with the given extra settings. */
+static void file_inst(struct inst *in, const char *dir, const char *extra)
+{
+    char yaml[512];
+
+    snprintf(yaml, sizeof(yaml), "path: %s/alerts.jsonl\n%s", dir, extra);
+    inst_init(in, &kx_output_file, yaml);
+}
+
+static void test_file_rotate_boundary(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX", extra[128];
+    struct kx_alert *a = seq_alert(0, 100);
+    size_t l = line_len(a);
+    struct inst in;
+
+    kx_alert_free(a);
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "maxsize: %zu\nmaxbackups: 5\n", 3 * l);
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+
+    /* Exactly maxsize is not past it. */
+    assert_int_equal(deliver_seq(&in, 0, 3, 100), 0);
+    assert_int_equal(file_size(dir, ""), (int64_t)(3 * l));
+    assert_int_equal(dir_entries(dir), 1);
+
+    /* One byte more would be: rotate first. */
+    assert_int_equal(deliver_seq(&in, 3, 1, 100), 0);
+    ASSERT_SEQS(dir, ".1", 0, 1, 2);
+    ASSERT_SEQS(dir, "", 3);
+
+    /* A batch that does not fit is split between files at a line boundary. */
+    assert_int_equal(deliver_seq(&in, 4, 5, 100), 0);
+    ASSERT_SEQS(dir, ".2", 0, 1, 2);
+    ASSERT_SEQS(dir, ".1", 3, 4, 5);
+    ASSERT_SEQS(dir, "", 6, 7, 8);
+    assert_int_equal(dir_entries(dir), 3);
+
+    /* logrotate moving the file away still works alongside. */
+    {
+        char from[256], to[256];
+
+        snprintf(from, sizeof(from), "%s/alerts.jsonl", dir);
+        snprintf(to, sizeof(to), "%s/alerts.jsonl.moved", dir);
+        assert_int_equal(rename(from, to), 0);
+    }
+    assert_int_equal(deliver_seq(&in, 9, 3, 100), 0);
+    ASSERT_SEQS(dir, "", 9, 10, 11);
+    ASSERT_SEQS(dir, ".1", 3, 4, 5);
+    ASSERT_SEQS(dir, ".moved", 6, 7, 8);
+    inst_free(&in);
+    rm_dir(dir);
+}
+
+static void test_file_rotate_maxbackups(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX", extra[128], p[256];
+    struct kx_alert *a = seq_alert(0, 10);
+    size_t l = line_len(a);
+    struct inst in;
+
+    kx_alert_free(a);
+    assert_non_null(mkdtemp(dir));
+    /* One line per file, two backups: the oldest files go. */
+    snprintf(extra, sizeof(extra), "maxsize: %zu\nmaxbackups: 2\n", l);
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 0, 5, 10), 0);
+    assert_int_equal(deliver_seq(&in, 5, 1, 10), 0);
+    ASSERT_SEQS(dir, "", 5);
+    ASSERT_SEQS(dir, ".1", 4);
+    ASSERT_SEQS(dir, ".2", 3);
+    assert_file_seqs(dir, ".3", NULL, -1);
+    assert_int_equal(dir_entries(dir), 3);
+
+    /* A rename that fails (a directory in the way) is a retry with the
+     * reason; the alerts are all there once it is fixed. */
+    snprintf(p, sizeof(p), "%s/alerts.jsonl.2", dir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof(p), "%s/alerts.jsonl.2/keep", dir);
+    assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+    assert_int_equal(deliver_seq(&in, 6, 1, 10), -EAGAIN);
+    assert_non_null(strstr(in.out.error, "rotate: rename "));
+    assert_non_null(strstr(in.out.error, "/alerts.jsonl.1 to "));
+    assert_non_null(strstr(in.out.error, "/alerts.jsonl.2: "));
+    ASSERT_SEQS(dir, "", 5);
+    ASSERT_SEQS(dir, ".1", 4);
+    assert_int_equal(unlink(p), 0);
+    snprintf(p, sizeof(p), "%s/alerts.jsonl.2", dir);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(deliver_seq(&in, 6, 1, 10), 0);
+    ASSERT_SEQS(dir, "", 6);
+    ASSERT_SEQS(dir, ".1", 5);
+    ASSERT_SEQS(dir, ".2", 4);
+    inst_free(&in);
+    rm_dir(dir);
+
+    /* Shifting stops at the first free number: a stale later backup stays. */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/kx-test-rot-XXXXXX")));
+    snprintf(extra, sizeof(extra), "maxsize: %zu\n", l); /* maxbackups: default 5 */
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 0, 2, 10), 0);
+    ASSERT_SEQS(dir, ".1", 0);
+    snprintf(p, sizeof(p), "%s/alerts.jsonl.3", dir);
+    assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+    assert_int_equal(deliver_seq(&in, 2, 1, 10), 0);
+    ASSERT_SEQS(dir, "", 2);
+    ASSERT_SEQS(dir, ".1", 1);
+    ASSERT_SEQS(dir, ".2", 0);
+    assert_int_equal(file_size(dir, ".3"), 0);
+    inst_free(&in);
+    rm_dir(dir);
+}
+
+static void test_file_rotate_oversize_line(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX", extra[128];
+    struct kx_alert *small = seq_alert(0, 0), *big = seq_alert(0, 2000), *batch[3];
+    size_t ls = line_len(small), lb = line_len(big);
+    int64_t maxsize = (int64_t)(ls + ls / 2);
+    struct inst in;
+
+    kx_alert_free(small);
+    kx_alert_free(big);
+    assert_true((int64_t)lb > maxsize);
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "maxsize: %lld\n", (long long)maxsize);
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+
+    /* Into an empty file: written whole, nothing rotated. */
+    assert_int_equal(deliver_seq(&in, 0, 1, 2000), 0);
+    ASSERT_SEQS(dir, "", 0);
+    assert_int_equal(file_size(dir, ""), (int64_t)lb);
+    assert_int_equal(dir_entries(dir), 1);
+
+    /* After a small line: alone in a fresh file, and the next line too. */
+    batch[0] = seq_alert(1, 0);
+    batch[1] = seq_alert(2, 2000);
+    batch[2] = seq_alert(3, 0);
+    assert_int_equal(in.out.ops->deliver(&in.out, batch, 3), 0);
+    ASSERT_SEQS(dir, ".3", 0);
+    ASSERT_SEQS(dir, ".2", 1);
+    ASSERT_SEQS(dir, ".1", 2);
+    ASSERT_SEQS(dir, "", 3);
+    assert_int_equal(file_size(dir, ".1"), (int64_t)lb);
+    for (int i = 0; i < 3; i++)
+        kx_alert_free(batch[i]);
+    inst_free(&in);
+    rm_dir(dir);
+}
+
+static void test_file_rotate_restart(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX", extra[128];
+    struct kx_alert *a = seq_alert(0, 50);
+    size_t l = line_len(a);
+    struct inst in;
+
+    kx_alert_free(a);
+    assert_non_null(mkdtemp(dir));
+    /* A hub without rotation leaves two lines. */
+    file_inst(&in, dir, "");
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 0, 2, 50), 0);
+    inst_free(&in);
+
+    /* Restarted with maxsize: what is in the file counts. One more fits... */
+    snprintf(extra, sizeof(extra), "maxsize: %zu\n", 3 * l);
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 2, 1, 50), 0);
+    ASSERT_SEQS(dir, "", 0, 1, 2);
+    inst_free(&in);
+
+    /* ...and after another restart, the next does not. */
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 3, 1, 50), 0);
+    ASSERT_SEQS(dir, ".1", 0, 1, 2);
+    ASSERT_SEQS(dir, "", 3);
+    inst_free(&in);
+
+    /* A file already past a (smaller) maxsize is rotated before the first line. */
+    snprintf(extra, sizeof(extra), "maxsize: %zu\n", l / 2);
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 4, 1, 50), 0);
+    ASSERT_SEQS(dir, ".2", 0, 1, 2);
+    ASSERT_SEQS(dir, ".1", 3);
+    ASSERT_SEQS(dir, "", 4);
+    inst_free(&in);
+    rm_dir(dir);
+}
+
+static void test_file_rotate_maxbackups_zero(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX", extra[128];
+    struct kx_alert *a = seq_alert(0, 10);
+    size_t l = line_len(a);
+    struct inst in;
+
+    kx_alert_free(a);
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "maxsize: %zu\nmaxbackups: 0\n", 2 * l);
+    file_inst(&in, dir, extra);
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 0, 5, 10), 0);
+    ASSERT_SEQS(dir, "", 4);
+    assert_int_equal(dir_entries(dir), 1);
+    assert_int_equal(deliver_seq(&in, 5, 1, 10), 0);
+    ASSERT_SEQS(dir, "", 4, 5);
+    inst_free(&in);
+    rm_dir(dir);
+}
+
+/* Only regular files rotate: a FIFO (or /dev/stdout) is written to as is. */
+static void test_file_rotate_not_regular(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX", path[256], buf[8192];
+    struct inst in;
+    int rfd;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/alerts.jsonl", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    rfd = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(rfd >= 0);
+    file_inst(&in, dir, "maxsize: 1\nmaxbackups: 1\n");
+    assert_int_equal(in.init_rc, 0);
+    assert_int_equal(deliver_seq(&in, 0, 2, 0), 0);
+    assert_int_equal(deliver_seq(&in, 2, 1, 0), 0);
+    assert_true(read(rfd, buf, sizeof(buf)) > 0);
+    assert_int_equal(dir_entries(dir), 1);
+    close(rfd);
+    inst_free(&in);
+    rm_dir(dir);
+}
+
+static void test_file_rotate_config_errors(void **state)
+{
+    char dir[] = "/tmp/kx-test-rot-XXXXXX";
+    struct inst in;
+
+    assert_non_null(mkdtemp(dir));
+    file_inst(&in, dir, "maxbackups: -1\n");
+    assert_int_equal(in.init_rc, -EINVAL);
+    assert_non_null(strstr(diag0(&in), "test.yaml:2:"));
+    assert_non_null(strstr(diag0(&in), "output t1: maxbackups -1: want 0..1000"));
+    inst_free(&in);
+
+    file_inst(&in, dir, "maxsize: 1MiB\nmaxbackups: 1001\n");
+    assert_int_equal(in.init_rc, -EINVAL);
+    assert_non_null(strstr(diag0(&in), "test.yaml:3:"));
+    assert_non_null(strstr(diag0(&in), "maxbackups 1001: want 0..1000"));
+    inst_free(&in);
+
+    file_inst(&in, dir, "maxsize: -1\n");
+    assert_int_equal(in.init_rc, -EINVAL);
+    assert_non_null(strstr(diag0(&in), "test.yaml:2:"));
+    assert_non_null(strstr(diag0(&in), "maxsize"));
+    inst_free(&in);
+
+    file_inst(&in, dir, "maxsize: lots\n");
+    assert_int_equal(in.init_rc, -EINVAL);
+    assert_non_null(strstr(diag0(&in), "bad size"));
+    inst_free(&in);
+
+    file_inst(&in, dir, "maxbackup: 3\n"); /* typo: unknown key */
+    assert_int_equal(in.init_rc, -EINVAL);
+    assert_non_null(strstr(diag0(&in), "maxbackup"));
+    inst_free(&in);
+
+    /* The bounds themselves are fine; no file is made before the first alert
+     * but the one the output appends to. */
+    file_inst(&in, dir, "maxsize: 10MiB\nmaxbackups: 1000\n");
+    assert_int_equal(in.init_rc, 0);
+    inst_free(&in);
+    file_inst(&in, dir, "maxsize: 0\nmaxbackups: 0\n");
+    assert_int_equal(in.init_rc, 0);
+    inst_free(&in);
+    assert_int_equal(dir_entries(dir), 1);
+    rm_dir(dir);
+}
+
 /* ---- webhook ---------------------------------------------------------------- */
 
 struct hook_seen {
@@ -511,6 +924,13 @@ int main(void)
         cmocka_unit_test(test_console_deliver),
         cmocka_unit_test(test_file_output),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_file_rotate_boundary),
+        cmocka_unit_test(test_file_rotate_maxbackups),
+        cmocka_unit_test(test_file_rotate_oversize_line),
+        cmocka_unit_test(test_file_rotate_restart),
+        cmocka_unit_test(test_file_rotate_maxbackups_zero),
+        cmocka_unit_test(test_file_rotate_not_regular),
+        cmocka_unit_test(test_file_rotate_config_errors),
         cmocka_unit_test(test_webhook_deliver),
         cmocka_unit_test(test_webhook_put_and_contenttype),
         cmocka_unit_test(test_webhook_config_errors),
