@@ -24,7 +24,7 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread
 CPPFLAGS += -Ilib -Ihub -Ioutputs -I$(BUILD)/gen -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\" -MMD -MP
 LDLIBS_COMMON = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
-LDLIBS_HUB    = $(shell pkg-config --libs openssl)
+LDLIBS_HUB    = $(shell pkg-config --libs rdkafka 2>/dev/null) $(shell pkg-config --libs openssl)
 # The hub parses and frees thousands of small JSON nodes per batch; glibc's
 # malloc spends half the hub's CPU on that (bench/RESULTS.md), jemalloc does
 # not. Not under sanitizers, which bring their own allocator.
@@ -134,7 +134,13 @@ fuzz: $(FUZZ_BIN)
 	        $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' || true; \
 	    test $${PIPESTATUS[0]} -eq 0; done
 
-integration: all
+# Test double for the Kafka output: librdkafka's mock cluster as a process.
+$(BUILD)/tests/fakes/kafka_mock: tests/fakes/kafka_mock.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  FAKE    $@")
+	$(Q)$(CC) $(CFLAGS) -D_GNU_SOURCE $< -o $@ $(LDFLAGS) $(shell pkg-config --libs rdkafka libcjson)
+
+integration: all $(BUILD)/tests/fakes/kafka_mock
 	$(Q)bash scripts/test-deps.sh
 	$(Q)cd tests/integration && KX_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -147,12 +153,13 @@ test: all
 run: all
 	$(Q)bash scripts/run.sh
 
-bench: all $(BUILD)/bench/sink
+bench: all $(BUILD)/bench/sink $(BUILD)/bench/pub
 	$(Q)bash bench/run.sh
 
-$(BUILD)/bench/sink: bench/sink.c
+# The benchmark's own load generator and receiver, in C so they stay cheap.
+$(BUILD)/bench/%: bench/%.c | deps
 	@mkdir -p $(@D)
-	$(Q)$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+	$(Q)$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@ $(shell pkg-config --libs libnats)
 
 format:
 	$(Q)clang-format -i $(LIB_SRC) $(HUB_SRC) $(SENSOR_SRC) $(BPF_SRC) $(UNIT_SRC) $(wildcard lib/*.h hub/*.h sensor/*.h outputs/*.h responders/*.h)

@@ -28,6 +28,7 @@ extern const struct kx_output_ops kx_output_pagerduty;
 extern const struct kx_output_ops kx_output_alertmanager;
 extern const struct kx_output_ops kx_output_smtp;
 extern const struct kx_output_ops kx_output_syslog;
+extern const struct kx_output_ops kx_output_kafka;
 
 const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_console,
@@ -49,6 +50,7 @@ const struct kx_output_ops *const kx_output_registry[] = {
     &kx_output_alertmanager,
     &kx_output_smtp,
     &kx_output_syslog,
+    &kx_output_kafka,
     NULL,
 };
 
