@@ -14,6 +14,7 @@ out=$(mktemp)
          "$(. /etc/os-release; echo "$PRETTY_NAME"), nats-server $(nats-server --version | awk '{print $NF}')"
     echo
     /usr/bin/python3 bench/hub_throughput.py
+    /usr/bin/python3 bench/outputs_throughput.py
     /usr/bin/python3 bench/sensor_latency.py
     /usr/bin/python3 bench/sensor_overhead.py
 } | tee "$out"
