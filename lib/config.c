@@ -1369,6 +1369,37 @@ void kx_config_print_opts(const struct kx_opt *opts, const char *indent)
     }
 }
 
+void kx_config_print_opts_md(const struct kx_opt *opts, const char *env_prefix, FILE *out)
+{
+    fprintf(out, "| key | env | type | default | |\n|---|---|---|---|---|\n");
+    for (const struct kx_opt *o = opts; o && o->key; o++) {
+        char env[128];
+        size_t n = 0;
+
+        for (const char *p = env_prefix; p && *p && n + 1 < sizeof(env); p++)
+            env[n++] = *p;
+        if (env_prefix && n + 1 < sizeof(env))
+            env[n++] = '_';
+        for (const char *p = o->key; *p && n + 1 < sizeof(env); p++)
+            env[n++] = (char)toupper((unsigned char)*p);
+        env[n] = '\0';
+        fprintf(out, "| `%s` | `%s`%s | %s | ", o->key, env,
+                o->flags & KX_OPT_SECRET ? " (or `_FILE`)" : "", type_name(o->type));
+        if (o->flags & KX_OPT_REQUIRED)
+            fprintf(out, "**required**");
+        else if (o->def)
+            fprintf(out, o->def[0] ? "`%s`" : "\"\"", o->def);
+        fprintf(out, " | ");
+        /* a pipe in a description would end the table cell */
+        for (const char *p = o->desc ? o->desc : ""; *p; p++) {
+            if (*p == '|')
+                fputc('\\', out);
+            fputc(*p, out);
+        }
+        fprintf(out, "%s |\n", o->flags & KX_OPT_SECRET ? " (secret: never logged)" : "");
+    }
+}
+
 const char *kx_strmap_get(const struct kx_strmap *m, const char *key)
 {
     if (!m || !key)

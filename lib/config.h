@@ -122,6 +122,8 @@ void kx_config_release(const struct kx_opt *opts, void *dst);
 
 /* Prints the option table as "key (type, default): desc" lines. */
 void kx_config_print_opts(const struct kx_opt *opts, const char *indent);
+/* The same as a Markdown table, with each key's env name (<env_prefix>_<KEY>). */
+void kx_config_print_opts_md(const struct kx_opt *opts, const char *env_prefix, FILE *out);
 
 const char *kx_strmap_get(const struct kx_strmap *m, const char *key);
 bool kx_strlist_has(const struct kx_strlist *l, const char *s);

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -506,3 +507,20 @@ def test_dead_letter_store_down_loses_nothing(hub, sink, nats):
                     what="dead letter after the stream is back")
     assert json.loads(msgs[0][2])["uuid"] == a["uuid"]
     assert len(msgs) == 1
+
+
+def test_outputs_reference_is_current(build):
+    # docs/outputs.md is generated from the option tables; a new setting
+    # without a regenerated reference fails here.
+    out = subprocess.run([str(build / "bin" / "klaxon-hub"), "--outputs-doc"],
+                         capture_output=True, text=True, check=True).stdout
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "outputs.md").read_text()
+    assert out == doc, "run: build/bin/klaxon-hub --outputs-doc > docs/outputs.md"
+    # every Falcosidekick env name the README's outputs table promises exists
+    import re
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| type | sends |", 1)[1].split("\n\n", 1)[0]
+    names = re.findall(r"`([A-Z][A-Z0-9]*_[A-Z0-9_]+)`", table)
+    assert len(names) > 30
+    for env in names:
+        assert "`%s`" % env in doc, "README names %s, which no output reads" % env
