@@ -22,9 +22,9 @@ Q       := $(if $(filter 1,$(V)),,@)
 PKGS     := libnats libcurl libcjson libwebsockets yaml-0.1
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread
-CPPFLAGS += -Ilib -Ihub -Ioutputs -I$(BUILD)/gen -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\" -MMD -MP
+CPPFLAGS += -Ilib -Ihub -Ioutputs -Iresponders -I$(BUILD)/gen -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\" -MMD -MP
 LDLIBS_COMMON = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
-LDLIBS_HUB    = $(shell pkg-config --libs rdkafka 2>/dev/null) $(shell pkg-config --libs openssl)
+LDLIBS_HUB    = $(shell pkg-config --libs rdkafka 2>/dev/null) $(shell pkg-config --libs openssl) -ldl
 # The hub parses and frees thousands of small JSON nodes per batch; glibc's
 # malloc spends half the hub's CPU on that (bench/RESULTS.md), jemalloc does
 # not. Not under sanitizers, which bring their own allocator.
@@ -106,6 +106,34 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBKX) $(HUB_CORE) $(SENSOR_CORE) | deps
 	$(if $(Q),@echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) -Ihub -Isensor -Ioutputs $(CFLAGS) $< $(HUB_CORE) $(SENSOR_CORE) $(LIBKX) \
 	    -o $@ $(LDFLAGS) $(LDLIBS_HUB) $(LDLIBS_COMMON) -lbpf -lelf -lz -lcmocka
+
+# --- responder plugins: .so files the "plugin" responder dlopen()s --------------
+# Built the way third-party plugins are: -fPIC, only kx_responder_plugin
+# exported, linked to libcjson themselves (the hub exports none of its own).
+RESP_PLUGIN_SO := $(BUILD)/lib/klaxon-responder-sample.so
+# Deliberately broken ones for the loader's test (responders/plugins/broken.c).
+RESP_TEST_SO   := $(patsubst %,$(BUILD)/lib/test/klaxon-responder-%.so,nosym badabi noact badrc)
+RESP_SO_FLAGS   = -shared -fPIC -fvisibility=hidden -Ilib -Iresponders -D_GNU_SOURCE
+RESP_SO_LIBS    = $(shell pkg-config --libs libcjson)
+
+.PHONY: responder-plugins
+all: responder-plugins
+responder-plugins: $(RESP_PLUGIN_SO)
+
+$(RESP_PLUGIN_SO): responders/plugins/sample_label.c responders/responders.h $(wildcard lib/*.h) | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  SO      $@")
+	$(Q)$(CC) $(CFLAGS) $(RESP_SO_FLAGS) $< -o $@ $(LDFLAGS) $(RESP_SO_LIBS)
+
+$(BUILD)/lib/test/klaxon-responder-%.so: responders/plugins/broken.c responders/responders.h \
+                                         $(wildcard lib/*.h) | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  SO      $@")
+	$(Q)$(CC) $(CFLAGS) $(RESP_SO_FLAGS) -DBROKEN_$(shell echo $* | tr a-z A-Z) $< -o $@ \
+	    $(LDFLAGS) $(RESP_SO_LIBS)
+
+# The loader's test finds them in its own build's lib/ (unit and unit-san alike).
+$(BUILD)/tests/test_responders_plugin: $(RESP_PLUGIN_SO) $(RESP_TEST_SO)
 
 unit: $(UNIT_BIN)
 	$(Q)set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

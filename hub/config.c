@@ -14,6 +14,7 @@
 #include "hub.h"
 #include "log.h"
 #include "outputs.h"
+#include "respond.h"
 
 #define C(field) offsetof(struct kx_hub_config, field)
 
@@ -80,7 +81,7 @@ static bool is_section(const char *key)
     for (size_t i = 0; i < KX_ARRAY_SIZE(sections); i++)
         if (strcmp(key, sections[i].key) == 0)
             return true;
-    return strcmp(key, "outputs") == 0;
+    return strcmp(key, "outputs") == 0 || strcmp(key, "responders") == 0;
 }
 
 static void check_outputs(const struct kx_hub_config *c, struct kx_diag *d)
@@ -132,7 +133,7 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
         for (const struct kx_config_node *k = root->child; k; k = k->next)
             if (!is_section(k->key))
                 kx_diag_add(d, k, "unknown section \"%s\" (want log, nats, http, hub, dedupe, "
-                                  "outputs)", k->key);
+                                  "outputs, responders)", k->key);
     }
     for (size_t i = 0; i < KX_ARRAY_SIZE(sections); i++) {
         const struct kx_config_node *sec = root ? kx_config_get(root, sections[i].key) : NULL;
@@ -143,6 +144,7 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
         kx_config_apply(sections[i].opts, sec, c, sections[i].env, d);
     }
     c->outputs = root ? kx_config_get(root, "outputs") : NULL;
+    c->responders = root ? kx_config_get(root, "responders") : NULL;
 
     enum kx_log_level lvl;
     if (c->log_level && kx_log_level_parse(c->log_level, &lvl))
@@ -162,6 +164,7 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
     if (c->dedupe_enabled && c->dedupe_window < KX_NSEC_PER_SEC)
         kx_diag_add(d, NULL, "dedupe.window: must be at least 1s");
     check_outputs(c, d);
+    kx_respond_free(kx_respond_parse(c->responders, d)); /* checked, not started */
     return d->n > before ? -EINVAL : 0;
 }
 

@@ -7,8 +7,10 @@
  *   kx-ingest fetches raw alerts from KLAXON_ALERTS, dedupes, publishes
  *             accepted ones to KLAXON_EVENTS, acks (hub/ingest.c)
  *   kx-dedupe closes dedupe windows and emits aggregates (hub/dedupe.c)
- *   kx-out-*  one per output: its own durable consumer on KLAXON_EVENTS
- *             (hub/fanout.c)
+ *   kx-out-*  one pair per output (fetcher kx-out-*, sender kx-snd-*): its
+ *             own durable consumer on KLAXON_EVENTS (hub/fanout.c)
+ *   kx-respond the responders: one durable consumer all replicas share
+ *             (hub/respond.c)
  *   kx-http   the libwebsockets loop: HTTP ingest, health, metrics (hub/api.c)
  */
 #ifndef KX_HUB_H
@@ -52,6 +54,7 @@ struct kx_hub_config {
     int64_t dedupe_max_windows;  /* local timer bound; beyond it the sweep closes windows */
     /* outputs: */
     const struct kx_config_node *outputs; /* borrowed from doc: a sequence of maps */
+    const struct kx_config_node *responders; /* borrowed from doc: a sequence of maps */
 };
 
 /* Loads path (NULL = built-in defaults only) and validates everything,
@@ -62,12 +65,14 @@ void kx_hub_config_free(struct kx_hub_config *c);
 struct kx_dedupe;
 struct kx_fanout;
 struct kx_http_server;
+struct kx_respond;
 
 struct kx_hub {
     struct kx_hub_config cfg;
     struct kx_bus *bus;            /* thread-safe (nats.c) */
     struct kx_dedupe *dedupe;
     struct kx_fanout *fanout;
+    struct kx_respond *respond;    /* hub/respond.c; NULL when none are configured */
     struct kx_http_server *http;
     struct kx_metrics metrics;     /* atomics, no lock */
     atomic_bool stopping;          /* set once by main on SIGTERM/SIGINT */

@@ -23,6 +23,7 @@
 #include "hub.h"
 #include "log.h"
 #include "outputs.h"
+#include "respond.h"
 
 static void usage(FILE *out)
 {
@@ -175,6 +176,18 @@ int main(int argc, char **argv)
         atomic_store(&h->stopping, true);
         goto out;
     }
+    /* The configuration check made and dropped these already; these are the
+     * ones that act. */
+    struct kx_respond *resp = kx_respond_parse(h->cfg.responders, &d);
+    if (!resp || kx_respond_start(h, resp, err, sizeof(err))) {
+        if (!resp)
+            kx_diag_print(&d, stderr);
+        else
+            kx_error("%s", err);
+        kx_diag_free(&d);
+        atomic_store(&h->stopping, true);
+        goto out;
+    }
     kx_info("klaxon-hub %s (%s) running: NATS %s, HTTP %s:%d, dedupe %s (window %llds), "
             "%d output%s",
             KX_VERSION, h->cfg.hub_name, h->cfg.nats_url, h->cfg.http_listen,
@@ -190,6 +203,7 @@ int main(int argc, char **argv)
 
 out:
     kx_api_stop(h);
+    kx_respond_stop(h);
     kx_ingest_stop(h);
     kx_dedupe_stop(h);
     kx_fanout_stop(h);

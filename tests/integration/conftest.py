@@ -296,7 +296,10 @@ def hub(build, nats, sink, tmp_path):
             ],
         }
         for k, v in sections.items():
-            cfg.setdefault(k, {}).update(v)
+            if isinstance(v, list):   # responders: a list, not a map
+                cfg[k] = v
+            else:
+                cfg.setdefault(k, {}).update(v)
         h = Hub(build, cfg, tmp_path, name)
         hubs.append(h)
         return h

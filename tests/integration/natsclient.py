@@ -64,13 +64,15 @@ class Nats:
             parts = line.split()
             subject, sid, size = parts[1], int(parts[2]), int(parts[-1])
             data = self._exact(size)
-            self.pending.setdefault(sid, []).append((subject.decode(), {}, data))
+            # a request's reply subject travels as the pseudo header "_reply"
+            hdrs = {"_reply": parts[3].decode()} if len(parts) == 5 else {}
+            self.pending.setdefault(sid, []).append((subject.decode(), hdrs, data))
         elif line.startswith(b"HMSG "):
             parts = line.split()
             subject, sid = parts[1], int(parts[2])
             hlen, total = int(parts[-2]), int(parts[-1])
             raw = self._exact(total)
-            headers = {}
+            headers = {"_reply": parts[3].decode()} if len(parts) == 6 else {}
             hdr_lines = raw[:hlen].decode().split("\r\n")
             status = hdr_lines[0][len("NATS/1.0"):].strip()
             if status:
