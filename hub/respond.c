@@ -478,6 +478,14 @@ static int audit(struct kx_respond *r, const struct responder *p, const struct k
     snprintf(id, sizeof(id), "%s.%s.%llu", a->uuid, p->slug, (unsigned long long)attempt);
     int rc = kx_bus_publish(h->bus, p->subject, json, strlen(json), id, NULL, NULL,
                             h->cfg.publish_timeout, err, sizeof(err));
+    /* and into KLAXON_EVENTS, so outputs route it like any alert (on-call
+     * reads "pod shop/web-1 deleted"); `sources: [klaxon_audit]` picks it */
+    char evsubj[200];
+    snprintf(evsubj, sizeof(evsubj), KX_SUBJ_EVENTS ".%s.klaxon_audit_%s", kx_priority_slug(pri),
+             p->slug);
+    if (rc >= 0)
+        rc = kx_bus_publish(h->bus, evsubj, json, strlen(json), id, NULL, NULL,
+                            h->cfg.publish_timeout, err, sizeof(err));
     if (rc < 0)
         kx_warn("responder %s: cannot publish the audit record: %s", p->name, err);
     else
@@ -552,7 +560,7 @@ static int respond_one(struct kx_respond *r, struct responder *p, const struct k
     rc = audit(r, p, a, result, why, target, actions, attempt);
 out:
     cJSON_Delete(actions);
-    return rc;
+    return rc < 0 ? -EAGAIN : rc; /* an unrecorded decision is made again later */
 }
 
 /* Runs the ordered responders on one alert. 0 done (ack), -EAGAIN later. */
@@ -599,7 +607,9 @@ static void *respond_main(void *arg)
             struct kx_alert *a = kx_alert_parse(natsMsg_GetData(m),
                                                 (size_t)natsMsg_GetDataLength(m), err,
                                                 sizeof(err));
-            if (!a || test) { /* not an alert, or POST /test's: nothing to act on */
+            /* not an alert, POST /test's, or a responder's own audit record
+             * (which also travels on KLAXON_EVENTS): nothing to act on */
+            if (!a || test || strcmp(a->source, "klaxon_audit") == 0) {
                 natsMsg_Ack(m, NULL);
                 kx_alert_free(a);
                 continue;

@@ -261,6 +261,26 @@ def test_exec_and_plugin_actions_run_in_order(hub, nats, build, tmp_path):
     assert labels.read_text().split()[:2] == ["quarantine", a["uuid"]]
 
 
+def test_audit_records_reach_outputs(hub, nats, replier, tmp_path):
+    # on-call sees what the responders did: audit records travel to outputs
+    # like alerts; `sources: [klaxon_audit]` routes only them
+    replier()
+    out = tmp_path / "audit.jsonl"
+    h = hub(responders=[kill_responder()],
+            outputs=[{"name": "oncall", "type": "file", "path": str(out),
+                      "sources": ["klaxon_audit"]}])
+    a = shell_alert(30)
+    assert h.post(a)[0] == 200
+    got = wait_for(lambda: out.exists() and out.read_text().splitlines(), 15,
+                   what="the audit record in the output")
+    recs = [json.loads(x) for x in got]
+    assert len(recs) == 1 and recs[0]["source"] == "klaxon_audit", recs
+    assert recs[0]["output_fields"]["klaxon.alert_uuid"] == a["uuid"]
+    assert "kill-shells acted" in recs[0]["output"]
+    time.sleep(1.0)  # the engine never acts on its own audit records
+    assert len(audits(nats, "kill-shells")) == 1
+
+
 # ---------------------------------------------------------------- real sensor
 import subprocess  # noqa: E402
 
