@@ -64,6 +64,13 @@ static const struct kx_opt dedupe_opts[] = {
     {0},
 };
 
+static const struct kx_opt respond_opts[] = {
+    {"max_actions", KX_OPT_INT, "0", C(respond_max_actions), 0,
+     "actions per window over all responders, across every replica; 0 = no cap"},
+    {"window", KX_OPT_DURATION, "1m", C(respond_window), 0, "the window of max_actions"},
+    {0},
+};
+
 static const struct {
     const char *key;
     const struct kx_opt *opts;
@@ -74,6 +81,7 @@ static const struct {
     {"http", http_opts, "HTTP"},
     {"hub", hub_opts, "HUB"},
     {"dedupe", dedupe_opts, "DEDUPE"},
+    {"respond", respond_opts, "RESPOND"},
 };
 
 static bool is_section(const char *key)
@@ -133,7 +141,7 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
         for (const struct kx_config_node *k = root->child; k; k = k->next)
             if (!is_section(k->key))
                 kx_diag_add(d, k, "unknown section \"%s\" (want log, nats, http, hub, dedupe, "
-                                  "outputs, responders)", k->key);
+                                  "outputs, respond, responders)", k->key);
     }
     for (size_t i = 0; i < KX_ARRAY_SIZE(sections); i++) {
         const struct kx_config_node *sec = root ? kx_config_get(root, sections[i].key) : NULL;
@@ -163,6 +171,8 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
         kx_diag_add(d, NULL, "dedupe.keys: at least one field is needed when dedupe is on");
     if (c->dedupe_enabled && c->dedupe_window < KX_NSEC_PER_SEC)
         kx_diag_add(d, NULL, "dedupe.window: must be at least 1s");
+    if (c->respond_max_actions < 0 || c->respond_window < KX_NSEC_PER_SEC)
+        kx_diag_add(d, NULL, "respond: max_actions >= 0 and window >= 1s");
     check_outputs(c, d);
     kx_respond_free(kx_respond_parse(c->responders, d)); /* checked, not started */
     return d->n > before ? -EINVAL : 0;

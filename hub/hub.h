@@ -55,6 +55,9 @@ struct kx_hub_config {
     /* outputs: */
     const struct kx_config_node *outputs; /* borrowed from doc: a sequence of maps */
     const struct kx_config_node *responders; /* borrowed from doc: a sequence of maps */
+    /* respond: */
+    int64_t respond_max_actions; /* actions per window over all responders, cluster-wide */
+    int64_t respond_window;
 };
 
 /* Loads path (NULL = built-in defaults only) and validates everything,

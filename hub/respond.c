@@ -401,16 +401,18 @@ static int cooldown_claim(struct kx_respond *r, const struct responder *p, const
     return -EAGAIN;
 }
 
-/* Counts one action in the responder's current window: 1 allowed, 0 over
- * the cap (why says so), <0 store trouble. */
-static int rate_take(struct kx_respond *r, const struct responder *p, char *why, size_t len)
+/* Counts one action in scope's current window (a responder's slug, or
+ * "_all" for the cap over every responder): 1 allowed, 0 over the cap (why
+ * says so), <0 store trouble. */
+static int rate_take(struct kx_respond *r, const char *scope, int64_t max, int64_t window,
+                     char *why, size_t len)
 {
     char key[128], val[32];
-    int64_t widx = kx_now_ns() / p->window;
+    int64_t widx = kx_now_ns() / window;
 
-    if (p->max_actions <= 0)
+    if (max <= 0)
         return 1;
-    snprintf(key, sizeof(key), "rl.%s.%lld", p->slug, (long long)widx);
+    snprintf(key, sizeof(key), "rl.%s.%lld", scope, (long long)widx);
     for (int attempt = 0; attempt < 10; attempt++) {
         kvEntry *e = NULL;
         uint64_t rev = 0;
@@ -421,9 +423,11 @@ static int rate_take(struct kx_respond *r, const struct responder *p, char *why,
             n = strtoll(kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "0", NULL, 10);
         else if (s != NATS_NOT_FOUND)
             return kx_bus_errno(s) ? kx_bus_errno(s) : -EIO;
-        if (n >= p->max_actions) {
-            snprintf(why, len, "rate limited: %lld actions in this %llds window (max_actions %lld)",
-                     n, (long long)(p->window / KX_NSEC_PER_SEC), (long long)p->max_actions);
+        if (n >= max) {
+            snprintf(why, len,
+                     "rate limited: %lld actions in this %llds window (%smax_actions %lld)", n,
+                     (long long)(window / KX_NSEC_PER_SEC),
+                     strcmp(scope, "_all") == 0 ? "respond." : "", (long long)max);
             kvEntry_Destroy(e);
             return 0;
         }
@@ -515,8 +519,12 @@ static int respond_one(struct kx_respond *r, struct responder *p, const struct k
     }
     if (!p->dry_run) {
         int c = cooldown_claim(r, p, target, a->uuid, why, sizeof(why));
+        const struct kx_hub_config *hc = &r->hub->cfg;
         if (c == 1 && attempt == 1)
-            c = rate_take(r, p, why, sizeof(why));
+            c = rate_take(r, "_all", hc->respond_max_actions, hc->respond_window, why,
+                          sizeof(why));
+        if (c == 1 && attempt == 1)
+            c = rate_take(r, p->slug, p->max_actions, p->window, why, sizeof(why));
         if (c < 0) {
             snprintf(why, sizeof(why), "the KV store %s cannot be reached", KX_KV_RESPOND);
             rc = -EAGAIN;

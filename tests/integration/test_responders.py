@@ -174,6 +174,19 @@ def test_cooldown_and_max_actions_are_shared(hub, nats, replier):
     assert len(rep.requests) == 2
 
 
+def test_global_cap_over_all_responders(hub, nats, replier):
+    rep = replier()
+    a1 = kill_responder("one", **{"continue": True})
+    a2 = kill_responder("two")
+    h = hub(responders=[a1, a2], respond={"max_actions": 3, "window": "1h"})
+    assert h.post(shell_alert(40))[0] == 200
+    assert h.post(shell_alert(41))[0] == 200
+    wait_audits(nats, "one", 2)
+    recs = wait_audits(nats, "two", 2)
+    assert len(rep.requests) == 3
+    assert "respond.max_actions 3" in recs[1]["output_fields"]["klaxon.reason"], recs
+
+
 def test_no_sensor_is_retried_then_a_final_failure(hub, nats):
     h = hub(responders=[kill_responder(max_deliver=2,
                                        actions=[{"type": "node", "timeout": "500ms",
