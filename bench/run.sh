@@ -15,6 +15,7 @@ out=$(mktemp)
     echo
     /usr/bin/python3 bench/hub_throughput.py
     /usr/bin/python3 bench/outputs_throughput.py
+    /usr/bin/python3 bench/respond_latency.py
     /usr/bin/python3 bench/sensor_latency.py
     /usr/bin/python3 bench/sensor_overhead.py
 } | tee "$out"

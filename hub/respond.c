@@ -535,6 +535,7 @@ static int respond_one(struct kx_respond *r, struct responder *p, const struct k
             goto out;
         }
     }
+    bool changed = false; /* some action changed something (or would, in a dry run) */
     for (size_t i = 0; i < p->na; i++) {
         struct action *ac = &p->a[i];
         cJSON *rec = cJSON_CreateObject();
@@ -549,9 +550,19 @@ static int respond_one(struct kx_respond *r, struct responder *p, const struct k
             cJSON_AddStringToObject(rec, "result", arc == 0 ? (p->dry_run ? "dry_run" : "done")
                                                    : arc == -EAGAIN ? "retry"
                                                                     : "failed");
-        if (arc == 0)
-            continue;
         const cJSON *rs = cJSON_GetObjectItem(rec, "reason");
+        const cJSON *res = cJSON_GetObjectItem(rec, "result");
+        if (arc == 0) {
+            /* a guard said no, or the target was already gone: nothing changed */
+            bool noop = cJSON_IsString(res) && (strcmp(res->valuestring, "skipped") == 0 ||
+                                                strcmp(res->valuestring, "gone") == 0 ||
+                                                strcmp(res->valuestring, "replaced") == 0);
+            if (noop && !why[0])
+                snprintf(why, sizeof(why), "action %zu (%s): %s", i + 1, ac->ops->name,
+                         cJSON_IsString(rs) ? rs->valuestring : res->valuestring);
+            changed = changed || !noop;
+            continue;
+        }
         snprintf(why, sizeof(why), "action %zu (%s): %s", i + 1, ac->ops->name,
                  cJSON_IsString(rs) ? rs->valuestring : strerror(arc < 0 ? -arc : EIO));
         if (arc == -EAGAIN && (int64_t)attempt < p->max_deliver) {
@@ -563,8 +574,13 @@ static int respond_one(struct kx_respond *r, struct responder *p, const struct k
             goto out;
         }
         result = "failed";
+        changed = true;
         break;
     }
+    if (!changed)
+        result = "skipped";
+    else if (strcmp(result, "failed") != 0)
+        why[0] = '\0'; /* acted: a no-op step on the way is in its own record */
     rc = audit(r, p, a, result, why, target, actions, attempt);
 out:
     cJSON_Delete(actions);
@@ -672,7 +688,9 @@ int kx_respond_start(struct kx_hub *h, struct kx_respond *r, char *err, size_t e
         .stream = KX_STREAM_EVENTS,
         .durable = KX_RESPOND_DURABLE,
         .filter = KX_SUBJ_EVENTS ".>",
-        .ack_wait = 60 * KX_NSEC_PER_SEC, /* actions (a drain) can take a while */
+        /* actions take a while (a drain waits up to its timeout, 60s by
+         * default): a replica acting must not see the alert handed on */
+        .ack_wait = 5 * 60 * KX_NSEC_PER_SEC,
         .max_deliver = -1,
         .max_ack_pending = 4 * RESPOND_FETCH,
     };

@@ -236,21 +236,12 @@ const char *kx_k8s_mode_name(enum kx_k8s_mode m)
     return (unsigned)m < KX_ARRAY_SIZE(mode_names) ? mode_names[m] : "?";
 }
 
+/* the settings struct alone: its rows at offset 0 of a wrapper */
+struct k8s_settings_only {
+    struct kx_k8s_settings s;
+};
 const struct kx_opt kx_k8s_settings_table[] = {
-    {"mode", KX_OPT_STR, "auto", offsetof(struct kx_k8s_settings, mode), 0,
-     "auto | incluster | kubeconfig | off: where the Kubernetes API credentials come from"},
-    {"kubeconfig", KX_OPT_STR, "", offsetof(struct kx_k8s_settings, kubeconfig), 0,
-     "kubeconfig path (default $KUBECONFIG, then ~/.kube/config)"},
-    {"context", KX_OPT_STR, "", offsetof(struct kx_k8s_settings, context), 0,
-     "kubeconfig context (default its current-context)"},
-    {"serviceaccount_dir", KX_OPT_STR, "", offsetof(struct kx_k8s_settings, serviceaccount_dir), 0,
-     "service account directory (default " KX_K8S_SA_DIR ")"},
-    {"server", KX_OPT_STR, "", offsetof(struct kx_k8s_settings, server), 0,
-     "API server URL replacing the configured one"},
-    {"timeout", KX_OPT_DURATION, "10s", offsetof(struct kx_k8s_settings, timeout), 0,
-     "time limit of one API request"},
-    {"connect_timeout", KX_OPT_DURATION, "5s", offsetof(struct kx_k8s_settings, connect_timeout), 0,
-     "time limit of a TCP+TLS connect"},
+    KX_K8S_OPTS(struct k8s_settings_only, s),
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

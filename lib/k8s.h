@@ -99,6 +99,27 @@ struct kx_k8s_settings {
     int64_t connect_timeout;  /* ns */
 };
 extern const struct kx_opt kx_k8s_settings_table[]; /* for kx_config_apply() */
+
+/* The option rows of struct kx_k8s_settings embedded in another settings
+ * struct as `field` (responders carry their own connection), for an
+ * option table of `type`: {KX_K8S_OPTS(struct my_settings, k8s), ..., {0}}. */
+#define KX_K8S_OPTS(type, field)                                                                  \
+    {"mode", KX_OPT_STR, "auto", offsetof(type, field.mode), 0,                                   \
+     "auto | incluster | kubeconfig | off: where the Kubernetes API credentials come from"},      \
+        {"kubeconfig", KX_OPT_STR, "", offsetof(type, field.kubeconfig), 0,                       \
+         "kubeconfig path (default $KUBECONFIG, then ~/.kube/config)"},                           \
+        {"context", KX_OPT_STR, "", offsetof(type, field.context), 0,                             \
+         "kubeconfig context (default its current-context)"},                                     \
+        {"serviceaccount_dir", KX_OPT_STR, "", offsetof(type, field.serviceaccount_dir), 0,       \
+         "service account directory (default " KX_K8S_SA_DIR ")"},                                \
+        {"server", KX_OPT_STR, "", offsetof(type, field.server), 0,                               \
+         "API server URL replacing the configured one"},                                          \
+        {"timeout", KX_OPT_DURATION, "10s", offsetof(type, field.timeout), 0,                     \
+         "time limit of one API request"},                                                        \
+    {                                                                                             \
+        "connect_timeout", KX_OPT_DURATION, "5s", offsetof(type, field.connect_timeout), 0,       \
+            "time limit of a TCP+TLS connect"                                                     \
+    }
 /* Fills o from s (o's strings borrow s's); -EINVAL with a diagnostic at
  * "at" (may be NULL) for a bad mode. */
 int kx_k8s_settings_opts(const struct kx_k8s_settings *s, struct kx_k8s_opts *o,

@@ -470,3 +470,18 @@ int kx_buf_json_str(struct kx_buf *b, const char *s)
         rc = kx_buf_append(b, run, (size_t)(s - run));
     return rc ? rc : kx_buf_append(b, "\"", 1);
 }
+
+bool kx_small_uint(const char *s, size_t n, long *out)
+{
+    long v = 0;
+
+    if (n == 0 || n > 9)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}

@@ -12,11 +12,15 @@
 /* Each defined in its own responders/<name>.c. */
 extern const struct kx_responder_ops kx_responder_exec;
 extern const struct kx_responder_ops kx_responder_node;
+extern const struct kx_responder_ops kx_responder_k8s_node;
+extern const struct kx_responder_ops kx_responder_k8s_pod;
 /* Not kx_responder_plugin: that is the symbol a .so exports. */
 extern const struct kx_responder_ops kx_responder_plugin_loader;
 
 const struct kx_responder_ops *const kx_responder_registry[] = {
     &kx_responder_node,
+    &kx_responder_k8s_node,
+    &kx_responder_k8s_pod,
     &kx_responder_exec,
     &kx_responder_plugin_loader,
     NULL,

@@ -181,15 +181,10 @@ static void unknown_field(const char *s, size_t n, char *err, size_t errlen)
 
 static bool parse_index(const char *s, size_t n, int32_t *out)
 {
-    int64_t v = 0;
+    long v;
 
-    if (n == 0 || n > 9)
+    if (!kx_small_uint(s, n, &v))
         return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
     *out = (int32_t)v;
     return true;
 }

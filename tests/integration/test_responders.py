@@ -210,7 +210,9 @@ def test_sensor_refusal_is_permanent_and_gone_is_done(hub, nats, replier):
     recs = wait_audits(nats, "kill-shells", 2)
     assert result(recs[0]) == "failed"
     assert "sensor refused: protected" in recs[0]["output_fields"]["klaxon.reason"]
-    assert result(recs[1]) == "acted" and recs[1]["actions"][0]["result"] == "gone"
+    # already gone: nothing changed, so the decision reads "skipped", with why
+    assert result(recs[1]) == "skipped" and recs[1]["actions"][0]["result"] == "gone"
+    assert recs[1]["output_fields"]["klaxon.reason"] == "action 1 (node): gone"
 
 
 def test_two_replicas_act_once_per_alert(hub, nats, replier):
@@ -308,10 +310,10 @@ def test_shell_in_container_is_killed_by_the_real_sensor(hub, nats, tmp_path, co
     sensor = Sensor(tmp_path, nats.url, "resp-sensor", ensure_stream="true")
     try:
         sensor.wait_attached()
-        h = hub(responders=[{"name": "kill-shells",
-                             "match": {"rules": ["Terminal shell in container"]},
-                             "actions": [{"type": "node",
-                                          "params": {"action": "kill_process"}}]}])
+        hub(responders=[{"name": "kill-shells",
+                         "match": {"rules": ["Terminal shell in container"]},
+                         "actions": [{"type": "node",
+                                      "params": {"action": "kill_process"}}]}])
         cid, cg = containers()
         # moves itself into the container's cgroup, then execs the shell
         t0 = time.time()

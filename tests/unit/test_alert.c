@@ -273,6 +273,20 @@ static void test_raw_text_kept_until_changed(void **st)
     kx_alert_free(a);
 }
 
+static void test_small_uint(void **st)
+{
+    long v = -1;
+    assert_true(kx_small_uint("0", 1, &v));
+    assert_int_equal(v, 0);
+    assert_true(kx_small_uint("999999999x", 9, &v)); /* only n bytes are read */
+    assert_int_equal(v, 999999999);
+    assert_false(kx_small_uint("1000000000", 10, &v)); /* 10 digits */
+    assert_false(kx_small_uint("", 0, &v));
+    assert_false(kx_small_uint("-1", 2, &v));
+    assert_false(kx_small_uint(" 1", 2, &v));
+    assert_false(kx_small_uint("1a", 2, &v));
+}
+
 static void test_json_str(void **st)
 {
     struct kx_buf b;
@@ -339,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_util),
         cmocka_unit_test(test_raw_text_kept_until_changed),
         cmocka_unit_test(test_json_str),
+        cmocka_unit_test(test_small_uint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
