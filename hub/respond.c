@@ -67,6 +67,7 @@ struct kx_respond {
     kvStore *kv;
     pthread_t thread;
     bool started;
+    int64_t retry_after;              /* kx-respond: the last -EAGAIN's wish, ns */
 };
 
 #define R(field) offsetof(struct responder, field)
@@ -545,7 +546,10 @@ static int respond_one(struct kx_respond *r, struct responder *p, const struct k
         }
         cJSON_AddStringToObject(rec, "type", ac->ops->name);
         cJSON_AddItemToArray(actions, rec);
+        ac->r.retry_after = 0;
         int arc = ac->ops->act(&ac->r, a, ac->params, rec);
+        if (arc == -EAGAIN && ac->r.retry_after > r->retry_after)
+            r->retry_after = ac->r.retry_after;
         if (!cJSON_GetObjectItem(rec, "result"))
             cJSON_AddStringToObject(rec, "result", arc == 0 ? (p->dry_run ? "dry_run" : "done")
                                                    : arc == -EAGAIN ? "retry"
@@ -641,13 +645,16 @@ static void *respond_main(void *arg)
             if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta)
                 attempt = meta->NumDelivered;
             jsMsgMetaData_Destroy(meta);
+            r->retry_after = 0;
             int rc = respond_alert(r, a, attempt);
             if (rc == -EAGAIN) {
+                /* backoff 1s, 2s, ... 30s, or longer when the API asked */
                 int64_t delay = (int64_t)attempt * KX_NSEC_PER_SEC;
-                natsMsg_NakWithDelay(m, (delay > 30 * KX_NSEC_PER_SEC ? 30 * KX_NSEC_PER_SEC
-                                                                      : delay) /
-                                            KX_NSEC_PER_MSEC,
-                                     NULL);
+                if (delay > 30 * KX_NSEC_PER_SEC)
+                    delay = 30 * KX_NSEC_PER_SEC;
+                if (r->retry_after > delay)
+                    delay = r->retry_after;
+                natsMsg_NakWithDelay(m, delay / KX_NSEC_PER_MSEC, NULL);
             } else {
                 natsMsg_Ack(m, NULL);
             }

@@ -328,6 +328,8 @@ static int kn_request(struct kn_call *c, const char *method, const char *path, c
     }
     e = kx_k8s_request(c->k->k8s, method, path, ctype, text, res, c->err, sizeof(c->err));
     free(text);
+    if (res->retry_after > c->r->retry_after) /* the engine waits this long before a retry */
+        c->r->retry_after = res->retry_after;
     return e;
 }
 

@@ -485,6 +485,8 @@ static int call(struct kx_responder *r, struct target *t, const char *method, co
     }
     rc = kx_k8s_request(p->k8s, method, path, ctype, text, res, err, errlen);
     free(text);
+    if (res->retry_after > r->retry_after) /* the engine waits this long before a retry */
+        r->retry_after = res->retry_after;
     return rc;
 }
 

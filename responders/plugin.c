@@ -209,7 +209,9 @@ static int plugin_act(struct kx_responder *r, const struct kx_alert *alert,
     st->inner.dry_run = r->dry_run;
     st->inner.nats = r->nats;
     st->inner.error[0] = '\0';
+    st->inner.retry_after = 0;
     rc = st->ops->act(&st->inner, alert, params, audit);
+    r->retry_after = st->inner.retry_after;
     if (!cJSON_GetObjectItem(audit, "plugin"))
         cJSON_AddStringToObject(audit, "plugin", st->ops->name);
     if (rc > 0) {

@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "alert.h"
 #include "config.h"
@@ -52,12 +53,15 @@ struct kx_responder {
      * reports it. Plugins may also set it on an act failure; the audit
      * "reason" stays the place users look. */
     char error[256];
+    /* ns: an act returning -EAGAIN may set it from the server's Retry-After;
+     * the core waits at least this long before the next attempt */
+    int64_t retry_after;
 };
 
 /* Version of this header's structs as seen by .so plugins. Bump it whenever
  * struct kx_responder, struct kx_responder_ops or anything they point to
  * changes layout or meaning; the loader refuses plugins built for another. */
-#define KX_RESPONDER_ABI 1
+#define KX_RESPONDER_ABI 2 /* 2: retry_after */
 
 /* The one symbol a responder .so exports (a const struct kx_responder_ops). */
 #define KX_RESPONDER_PLUGIN_SYMBOL "kx_responder_plugin"

@@ -284,6 +284,19 @@ def test_api_down_is_retried_then_failed(hub, nats, k8s):
     assert k8s.get("pods", NS, "web-1") is not None
 
 
+def test_retry_after_from_the_api_is_honoured(hub, nats, k8s):
+    # a 503 with Retry-After: 3 -> the next attempt waits 3 s, not the 1 s backoff
+    pod = k8s.add_pod(NS, "web-1")
+    h = hub(dedupe=NODEDUPE, responders=[responder("del", "kx-delete", k8s, {"action": "delete"})])
+    k8s.fault("/api/v1/namespaces/shop/pods/web-1", 503, method="DELETE", count=1,
+              retry_after=3)
+    assert h.post(alert("kx-delete", "web-1", uid_of(pod)))[0] == 200
+    recs = wait_audits(nats, "del", 2, timeout=20)
+    assert [result(r) for r in recs] == ["failed", "acted"], recs
+    dels = k8s.requests(method="DELETE", path="/api/v1/namespaces/shop/pods/web-1")
+    assert len(dels) == 2 and dels[1]["time"] - dels[0]["time"] >= 2.9, dels
+
+
 def test_dry_run_sends_no_mutating_request(hub, nats, k8s):
     _, _, pods = k8s.add_deployment_pods(NS, "api", 3)
     p = pods[0]
