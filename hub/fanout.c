@@ -7,7 +7,6 @@
  * that dies mid-delivery leaves it unacked and AckWait brings it back.
  */
 #include <ctype.h>
-#include <fnmatch.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -143,46 +142,15 @@ int kx_output_instance_init(struct kx_output_instance *inst, const struct kx_con
     return d->n > before ? -EINVAL : 0;
 }
 
-static bool list_has(const struct kx_strlist *l, const char *s)
-{
-    for (size_t i = 0; s && i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0)
-            return true;
-    return false;
-}
-
 bool kx_output_wants(const struct kx_output_instance *inst, const struct kx_alert *a)
 {
     const struct kx_output_common *c = &inst->common;
+    char ns[256];
 
-    if (c->rules.n) {
-        bool hit = false;
-
-        for (size_t i = 0; i < c->rules.n && !hit; i++)
-            hit = fnmatch(c->rules.v[i], a->rule, 0) == 0;
-        if (!hit)
-            return false;
-    }
-    if (c->tags.n) {
-        const cJSON *tags = kx_alert_field(a, "tags"), *t;
-        bool hit = false;
-
-        if (!cJSON_IsArray(tags))
-            return false;
-        cJSON_ArrayForEach(t, tags)
-            hit = hit || (cJSON_IsString(t) && list_has(&c->tags, t->valuestring));
-        if (!hit)
-            return false;
-    }
-    if (c->sources.n && !list_has(&c->sources, a->source))
+    if (!kx_alert_routed(a, &c->rules, &c->tags, &c->sources))
         return false;
-    if (c->namespaces.n) {
-        char ns[256];
-
-        if (!list_has(&c->namespaces, kx_alert_field_str(a, "k8s.ns.name", ns, sizeof(ns))))
-            return false;
-    }
-    return true;
+    return !c->namespaces.n ||
+           kx_strlist_has(&c->namespaces, kx_alert_field_str(a, "k8s.ns.name", ns, sizeof(ns)));
 }
 
 int kx_output_decorate(const struct kx_output_instance *inst, struct kx_alert *a)

@@ -268,14 +268,6 @@ struct kx_respond *kx_respond_parse(const struct kx_config_node *seq, struct kx_
 
 /* ------------------------------------------------------------------------ */
 
-static bool list_has(const struct kx_strlist *l, const char *s)
-{
-    for (size_t i = 0; s && i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0)
-            return true;
-    return false;
-}
-
 bool kx_respond_matches(const struct kx_respond *r, size_t i, const struct kx_alert *a)
 {
     const struct match *m = &r->v[i].m;
@@ -283,25 +275,8 @@ bool kx_respond_matches(const struct kx_respond *r, size_t i, const struct kx_al
 
     if (a->priority > m->priority)
         return false;
-    if (m->rules.n) {
-        bool hit = false;
-        for (size_t k = 0; k < m->rules.n && !hit; k++)
-            hit = fnmatch(m->rules.v[k], a->rule, 0) == 0;
-        if (!hit)
-            return false;
-    }
-    if (m->sources.n && !list_has(&m->sources, a->source))
+    if (!kx_alert_routed(a, &m->rules, &m->tags, &m->sources))
         return false;
-    if (m->tags.n) {
-        const cJSON *tags = kx_alert_field(a, "tags"), *t;
-        bool hit = false;
-        if (!cJSON_IsArray(tags))
-            return false;
-        cJSON_ArrayForEach(t, tags)
-            hit = hit || (cJSON_IsString(t) && list_has(&m->tags, t->valuestring));
-        if (!hit)
-            return false;
-    }
     for (size_t k = 0; k < m->fields.n; k++) {
         const char *v = kx_alert_field_str(a, m->fields.keys[k], buf, sizeof(buf));
         if (!v || fnmatch(m->fields.vals[k], v, 0) != 0)
@@ -334,7 +309,7 @@ static bool excluded(const struct responder *p, const struct kx_alert *a, char *
     char buf[256], key[300];
     const char *ns = kx_alert_field_str(a, "k8s.ns.name", buf, sizeof(buf));
 
-    if (ns && list_has(&p->exclude_namespaces, ns)) {
+    if (ns && kx_strlist_has(&p->exclude_namespaces, ns)) {
         snprintf(why, len, "namespace %s is excluded", ns);
         return true;
     }

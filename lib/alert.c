@@ -7,6 +7,7 @@
  * as-is so that a Falco alert posted to the hub leaves it unchanged.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <strings.h>
 
 #include "alert.h"
+#include "config.h"
 #include "util.h"
 
 static const char *const pri_names[KX_PRI_COUNT] = {
@@ -414,6 +416,29 @@ const char *kx_alert_json(const struct kx_alert *a, size_t *len, char **tmp)
         return NULL;
     *len = strlen(*tmp);
     return *tmp;
+}
+
+bool kx_alert_routed(const struct kx_alert *a, const struct kx_strlist *rules,
+                     const struct kx_strlist *tags, const struct kx_strlist *sources)
+{
+    if (rules && rules->n) {
+        bool hit = false;
+        for (size_t i = 0; i < rules->n && !hit; i++)
+            hit = fnmatch(rules->v[i], a->rule, 0) == 0;
+        if (!hit)
+            return false;
+    }
+    if (tags && tags->n) {
+        const cJSON *tv = kx_alert_field(a, "tags"), *t;
+        bool hit = false;
+        if (!cJSON_IsArray(tv))
+            return false;
+        cJSON_ArrayForEach(t, tv)
+            hit = hit || (cJSON_IsString(t) && kx_strlist_has(tags, t->valuestring));
+        if (!hit)
+            return false;
+    }
+    return !(sources && sources->n && !kx_strlist_has(sources, a->source));
 }
 
 void kx_alert_free(struct kx_alert *a)

@@ -13,9 +13,12 @@
 #ifndef KX_ALERT_H
 #define KX_ALERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+
+struct kx_strlist; /* config.h */
 
 /* Falco's priorities, most severe first (syslog order): a lower value is
  * more severe, so "at least warning" is p <= KX_PRI_WARNING. */
@@ -99,6 +102,14 @@ char *kx_alert_to_json(const struct kx_alert *a);
  * result lives as long as a and *tmp.
  */
 const char *kx_alert_json(const struct kx_alert *a, size_t *len, char **tmp);
+
+/*
+ * The route filters outputs and responders share: a's rule matches one of
+ * the globs, it carries one of the tags, it comes from one of the sources;
+ * an empty (or NULL) list lets every alert through. Pure; all borrowed.
+ */
+bool kx_alert_routed(const struct kx_alert *a, const struct kx_strlist *rules,
+                     const struct kx_strlist *tags, const struct kx_strlist *sources);
 
 void kx_alert_free(struct kx_alert *a); /* no-op if NULL */
 

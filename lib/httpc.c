@@ -244,7 +244,7 @@ static void httpc_excerpt(const char *body, char *out, size_t len)
 
 /* Transport failures that will not go away by retrying the same request:
  * the request itself or our own TLS material is wrong. */
-static bool httpc_curl_permanent(CURLcode rc)
+bool kx_httpc_curl_permanent(int rc)
 {
     switch (rc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -260,6 +260,7 @@ static bool httpc_curl_permanent(CURLcode rc)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_TOO_MANY_REDIRECTS:
     case CURLE_UNKNOWN_OPTION:
+    case CURLE_USE_SSL_FAILED: /* TLS was required and the server cannot do it */
         return true;
     default:
         return false;
@@ -399,7 +400,7 @@ int kx_httpc_send(struct kx_httpc *c, const char *method, const char *url, const
             httpc_errorf(res, "%s %s: %s (%s)", method, shown, strerror((int)oserr), why);
         else
             httpc_errorf(res, "%s %s: %s", method, shown, why);
-        ret = httpc_curl_permanent(rc) ? -EINVAL : -EAGAIN;
+        ret = kx_httpc_curl_permanent(rc) ? -EINVAL : -EAGAIN;
         goto out;
     }
 

@@ -61,4 +61,8 @@ int64_t kx_httpc_retry_after(const char *v, size_t n, int64_t max);
 int kx_httpc_global_init(void);
 void kx_httpc_global_cleanup(void);
 
+/* Whether a libcurl failure (a CURLcode) will not go away by retrying the
+ * same transfer: the request or our own TLS material is wrong. Pure. */
+bool kx_httpc_curl_permanent(int rc);
+
 #endif

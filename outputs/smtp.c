@@ -1116,31 +1116,6 @@ done:
 
 /* ---- outcome ----------------------------------------------------------------- */
 
-/* Failures of the request itself or of our own TLS material: retrying the
- * same transaction cannot help. */
-static bool smtp_curl_permanent(int rc)
-{
-    switch (rc) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_UNKNOWN_OPTION:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_LOGIN_DENIED:
-    case CURLE_FILESIZE_EXCEEDED:
-        return true;
-    default:
-        return false;
-    }
-}
 
 /* What the failed command was for, in words. */
 static const char *smtp_cmd_words(const char *cmd)
@@ -1207,7 +1182,11 @@ int kx_smtp_outcome(int curl_rc, long reply, const char *cmd, const char *text,
     default:
         snprintf(err, errlen, "smtp %s: %s", where, curl_msg);
     }
-    return smtp_curl_permanent(curl_rc) ? -EINVAL : -EAGAIN;
+    /* SMTP adds its own: the server refused the login, or the mail's size */
+    return kx_httpc_curl_permanent(curl_rc) || curl_rc == CURLE_LOGIN_DENIED ||
+                   curl_rc == CURLE_FILESIZE_EXCEEDED
+               ? -EINVAL
+               : -EAGAIN;
 }
 
 /* ---- transport --------------------------------------------------------------- */

@@ -33,6 +33,7 @@
 #include "util.h"
 /* tests are not built with -Iresponders */
 #include "responders.h"
+#include "responder_harness.h"
 
 extern const struct kx_responder_ops kx_responder_plugin_loader; /* responders/plugin.c */
 
@@ -73,63 +74,17 @@ static const char *test_so(const char *which)
     return path;
 }
 
-/* A responder action configured from YAML the way the core will: the core's
- * keys (type, params) and the type's settings share one flat map. */
-struct core {
-    char *type;
-    const struct kx_config_node *params;
-};
-
-static const struct kx_opt core_opts[] = {
-    {"type", KX_OPT_STR, NULL, offsetof(struct core, type), 0, "responder type"},
-    {"params", KX_OPT_NODE, NULL, offsetof(struct core, params), 0, "the action's params"},
-    {0},
-};
-
-struct inst {
-    struct kx_config_doc *doc;
-    struct core core;
-    struct kx_responder r;
-    struct kx_diag d;
-    int apply_rc, init_rc;
-};
-
+/* A responder action built as the engine builds it (responder_harness.h). */
 static void inst_init(struct inst *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void inst_init(struct inst *in, const char *fmt, ...)
 {
-    const struct kx_responder_ops *ops = &kx_responder_plugin_loader;
     char yaml[8192];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(yaml, sizeof(yaml), fmt, ap);
     va_end(ap);
-    memset(in, 0, sizeof(*in));
-    in->doc = kx_config_load_string("test.yaml", yaml, &in->d);
-    assert_non_null(in->doc);
-    in->r.ops = ops;
-    in->r.name = "p1";
-    in->r.settings = calloc(1, ops->settings_size);
-    assert_non_null(in->r.settings);
-    struct kx_opt_set sets[] = {{core_opts, &in->core}, {ops->opts, in->r.settings}};
-    in->apply_rc = kx_config_apply_sets(sets, 2, in->doc->root, NULL, &in->d);
-    in->init_rc = in->apply_rc == 0 ? ops->init(&in->r, in->doc->root, &in->d) : in->apply_rc;
-}
-
-static void inst_free(struct inst *in)
-{
-    if (in->init_rc == 0 && in->r.ops->destroy)
-        in->r.ops->destroy(&in->r);
-    kx_config_release(in->r.ops->opts, in->r.settings);
-    kx_config_release(core_opts, &in->core);
-    free(in->r.settings);
-    kx_config_free(in->doc);
-    kx_diag_free(&in->d);
-}
-
-static const char *diag0(const struct inst *in)
-{
-    return in->d.n ? in->d.msgs[0] : "";
+    inst_init_ops(in, &kx_responder_plugin_loader, "p1", yaml);
 }
 
 static const char *jstr(const cJSON *o, const char *key)
