@@ -44,10 +44,6 @@ struct am_settings {
     struct kx_httpout_conn http;
 };
 
-struct am_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy) */
-};
-
 #define A(field) offsetof(struct am_settings, field)
 
 static const struct kx_opt am_opts[] = {
@@ -127,7 +123,7 @@ static int am_alert(const struct am_settings *s, const struct kx_alert *a, cJSON
 static int am_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct am_settings *s = o->settings;
-    struct am_state *st;
+    struct kx_httpout *h;
     size_t before = d->n;
 
     kx_httpout_check_url(o, cfg, "hostport", s->hostport, "http://alertmanager:9093", d);
@@ -139,20 +135,20 @@ static int am_init(struct kx_output *o, const struct kx_config_node *cfg, struct
                     "output %s: expiresafter must not be negative", o->name);
     if (d->n > before)
         return -EINVAL;
-    if (!(st = calloc(1, sizeof(*st))))
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    o->priv = st;
-    if (!(st->h.url = kx_httpout_url(s->hostport, s->endpoint)) ||
-        (s->user && *s->user && kx_httpout_basic_auth(&st->h.headers, s->user, s->password) < 0))
+    o->priv = h;
+    if (!(h->url = kx_httpout_url(s->hostport, s->endpoint)) ||
+        (s->user && *s->user && kx_httpout_basic_auth(&h->headers, s->user, s->password) < 0))
         return -ENOMEM;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 /* Output worker thread: the batch as one array. */
 static int am_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
     const struct am_settings *s = o->settings;
-    struct am_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
     cJSON *arr = cJSON_CreateArray();
     struct kx_buf body = {0};
     char *json = NULL;
@@ -169,7 +165,7 @@ static int am_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t
     }
     body.data = json;
     body.len = strlen(json);
-    rc = kx_httpout_send(o, st->h.http, st->h.url, "application/json", &st->h.headers, &body,
+    rc = kx_httpout_send(o, h->http, h->url, "application/json", &h->headers, &body,
                          "alertmanager", NULL);
     cJSON_free(json);
     return rc;

@@ -36,10 +36,6 @@ struct discord_settings {
     struct kx_httpout_conn http;
 };
 
-struct discord_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy) */
-};
-
 #define D(field) offsetof(struct discord_settings, field)
 
 static const struct kx_opt discord_opts[] = {
@@ -119,23 +115,23 @@ cleanup:
 static int discord_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct discord_settings *s = o->settings;
-    struct discord_state *st;
+    struct kx_httpout *h;
 
     if (!kx_httpout_check_url(o, cfg, "webhookurl", s->webhookurl,
                               "https://discord.com/api/webhooks/<id>/<token>", d))
         return -EINVAL;
-    if (!(st = calloc(1, sizeof(*st))))
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    o->priv = st;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    o->priv = h;
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 static int discord_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
     const struct discord_settings *s = o->settings;
-    struct discord_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
 
-    return kx_httpout_each(o, st->h.http, s->webhookurl, "application/json", NULL, batch, n,
+    return kx_httpout_each(o, h->http, s->webhookurl, "application/json", NULL, batch, n,
                            discord_format, "discord");
 }
 

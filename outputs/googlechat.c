@@ -31,10 +31,6 @@ struct gchat_settings {
     struct kx_httpout_conn http;
 };
 
-struct gchat_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy) */
-};
-
 #define C(field) offsetof(struct gchat_settings, field)
 
 static const struct kx_opt gchat_opts[] = {
@@ -99,7 +95,7 @@ cleanup:
 static int gchat_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct gchat_settings *s = o->settings;
-    struct gchat_state *st;
+    struct kx_httpout *h;
     size_t before = d->n;
 
     kx_httpout_check_url(o, cfg, "webhookurl", s->webhookurl,
@@ -110,18 +106,18 @@ static int gchat_init(struct kx_output *o, const struct kx_config_node *cfg, str
                     "output %s: outputformat \"%s\": want all or text", o->name, s->outputformat);
     if (d->n > before)
         return -EINVAL;
-    if (!(st = calloc(1, sizeof(*st))))
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    o->priv = st;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    o->priv = h;
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 static int gchat_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
     const struct gchat_settings *s = o->settings;
-    struct gchat_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
 
-    return kx_httpout_each(o, st->h.http, s->webhookurl, "application/json; charset=UTF-8", NULL,
+    return kx_httpout_each(o, h->http, s->webhookurl, "application/json; charset=UTF-8", NULL,
                            batch, n, gchat_format, "googlechat");
 }
 

@@ -37,10 +37,6 @@ struct og_settings {
     struct kx_httpout_conn http;
 };
 
-struct og_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy) */
-};
-
 #define G(field) offsetof(struct og_settings, field)
 
 static const struct kx_opt og_opts[] = {
@@ -106,7 +102,7 @@ static int og_init(struct kx_output *o, const struct kx_config_node *cfg, struct
 {
     const struct og_settings *s = o->settings;
     const char *url = "https://api.opsgenie.com/v2/alerts";
-    struct og_state *st;
+    struct kx_httpout *h;
     char *auth = NULL;
     size_t before = d->n;
 
@@ -124,21 +120,21 @@ static int og_init(struct kx_output *o, const struct kx_config_node *cfg, struct
     }
     if (d->n > before)
         return -EINVAL;
-    if (!(st = calloc(1, sizeof(*st))))
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    o->priv = st;
-    if (!(st->h.url = strdup(url)) ||
-        kx_httpout_header(&st->h.headers, "Authorization",
+    o->priv = h;
+    if (!(h->url = strdup(url)) ||
+        kx_httpout_header(&h->headers, "Authorization",
                           asprintf(&auth, "GenieKey %s", s->apikey) < 0 ? NULL : auth) < 0)
         return -ENOMEM;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 static int og_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
-    struct og_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
 
-    return kx_httpout_each(o, st->h.http, st->h.url, "application/json", &st->h.headers, batch,
+    return kx_httpout_each(o, h->http, h->url, "application/json", &h->headers, batch,
                            n, og_format, "opsgenie");
 }
 

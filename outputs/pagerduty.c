@@ -43,10 +43,6 @@ struct pd_settings {
     struct kx_httpout_conn http;
 };
 
-struct pd_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy); url: the setting or the region's */
-};
-
 #define P(field) offsetof(struct pd_settings, field)
 
 static const struct kx_opt pd_opts[] = {
@@ -125,7 +121,7 @@ cleanup:
 static int pd_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct pd_settings *s = o->settings;
-    struct pd_state *st;
+    struct kx_httpout *h;
     const char *url = "https://events.pagerduty.com/v2/enqueue";
     size_t before = d->n;
 
@@ -143,13 +139,13 @@ static int pd_init(struct kx_output *o, const struct kx_config_node *cfg, struct
     }
     if (d->n > before)
         return -EINVAL;
-    st = calloc(1, sizeof(*st));
-    if (!st)
+    h = calloc(1, sizeof(*h));
+    if (!h)
         return -ENOMEM;
-    o->priv = st;
-    if (!(st->h.url = strdup(url)))
+    o->priv = h;
+    if (!(h->url = strdup(url)))
         return -ENOMEM;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 /* kx_httpout_format_fn. */
@@ -161,9 +157,9 @@ static int pd_on_format(struct kx_output *o, const struct kx_alert *a, struct kx
 /* Output worker thread. One event per alert (Events API v2 has no batch). */
 static int pd_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
-    struct pd_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
 
-    return kx_httpout_each(o, st->h.http, st->h.url, "application/json", NULL, batch, n,
+    return kx_httpout_each(o, h->http, h->url, "application/json", NULL, batch, n,
                            pd_on_format, "pagerduty");
 }
 

@@ -32,10 +32,6 @@ struct teams_settings {
     struct kx_httpout_conn http;
 };
 
-struct teams_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy) */
-};
-
 #define T(field) offsetof(struct teams_settings, field)
 
 static const struct kx_opt teams_opts[] = {
@@ -108,7 +104,7 @@ cleanup:
 static int teams_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct teams_settings *s = o->settings;
-    struct teams_state *st;
+    struct kx_httpout *h;
     size_t before = d->n;
 
     kx_httpout_check_url(o, cfg, "webhookurl", s->webhookurl, NULL, d);
@@ -119,18 +115,18 @@ static int teams_init(struct kx_output *o, const struct kx_config_node *cfg, str
                     s->outputformat);
     if (d->n > before)
         return -EINVAL;
-    if (!(st = calloc(1, sizeof(*st))))
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    o->priv = st;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    o->priv = h;
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 static int teams_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
     const struct teams_settings *s = o->settings;
-    struct teams_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
 
-    return kx_httpout_each(o, st->h.http, s->webhookurl, "application/json", NULL, batch, n,
+    return kx_httpout_each(o, h->http, s->webhookurl, "application/json", NULL, batch, n,
                            teams_format, "teams");
 }
 

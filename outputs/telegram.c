@@ -34,10 +34,6 @@ struct telegram_settings {
     struct kx_httpout_conn http;
 };
 
-struct telegram_state {
-    struct kx_httpout h; /* first (kx_httpout_destroy); url holds the token */
-};
-
 #define G(field) offsetof(struct telegram_settings, field)
 
 static const struct kx_opt telegram_opts[] = {
@@ -113,7 +109,7 @@ cleanup:
 static int telegram_init(struct kx_output *o, const struct kx_config_node *cfg, struct kx_diag *d)
 {
     const struct telegram_settings *s = o->settings;
-    struct telegram_state *st;
+    struct kx_httpout *h;
     char *path = NULL;
     size_t before = d->n;
 
@@ -125,24 +121,24 @@ static int telegram_init(struct kx_output *o, const struct kx_config_node *cfg, 
         kx_diag_add(d, kx_config_get(cfg, "chatid"), "output %s: chatid is required", o->name);
     if (d->n > before)
         return -EINVAL;
-    if (!(st = calloc(1, sizeof(*st))))
+    if (!(h = calloc(1, sizeof(*h))))
         return -ENOMEM;
-    o->priv = st;
+    o->priv = h;
     if (asprintf(&path, "/bot%s/sendMessage", s->token) < 0)
         return -ENOMEM;
-    st->h.url = kx_httpout_url(s->apiurl, path);
+    h->url = kx_httpout_url(s->apiurl, path);
     explicit_bzero(path, strlen(path));
     free(path);
-    if (!st->h.url)
+    if (!h->url)
         return -ENOMEM;
-    return kx_httpout_open(o, cfg, &s->http, 0, &st->h, d);
+    return kx_httpout_open(o, cfg, &s->http, 0, h, d);
 }
 
 static int telegram_deliver(struct kx_output *o, struct kx_alert *const *batch, size_t n)
 {
-    struct telegram_state *st = o->priv;
+    struct kx_httpout *h = o->priv;
 
-    return kx_httpout_each(o, st->h.http, st->h.url, "application/json", NULL, batch, n,
+    return kx_httpout_each(o, h->http, h->url, "application/json", NULL, batch, n,
                            telegram_format, "telegram");
 }
 
