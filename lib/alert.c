@@ -247,8 +247,12 @@ struct kx_alert *kx_alert_parse(const char *json, size_t len, char *err, size_t 
         goto fail;
     }
     /* Unchanged by the defaults: keep the text, the hub forwards it as is.
-     * Without memory for the copy it is printed when needed instead. */
-    if (complete && (a->raw = malloc(len + 1))) {
+     * Only one-line text: outputs write JSON lines and syslog messages, and
+     * a newline can only be whitespace between tokens (JSON strings cannot
+     * hold one), so such text is printed compact when needed instead; so is
+     * text there is no memory to copy. */
+    if (complete && !memchr(json, '\n', len) && !memchr(json, '\r', len) &&
+        (a->raw = malloc(len + 1))) {
         memcpy(a->raw, json, len);
         a->raw[len] = '\0';
         a->raw_len = len;

@@ -95,10 +95,10 @@ const char *kx_alert_field_str(const struct kx_alert *a, const char *name, char 
 char *kx_alert_to_json(const struct kx_alert *a);
 
 /*
- * The alert as JSON text without a copy when it can: the text it was parsed
- * from while the alert is unchanged since (changes go through the setters
- * above), else printed into *tmp, which the caller frees (NULL when not
- * used). *len gets the length. NULL when out of memory. a borrowed; the
+ * The alert as one line of JSON text, without a copy when it can: the text
+ * it was parsed from while the alert is unchanged since (changes go through
+ * the setters above) and that text is one line, else printed compact into
+ * *tmp, which the caller frees (NULL when not used). *len gets the length. NULL when out of memory. a borrowed; the
  * result lives as long as a and *tmp.
  */
 const char *kx_alert_json(const struct kx_alert *a, size_t *len, char **tmp);

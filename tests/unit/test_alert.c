@@ -271,6 +271,25 @@ static void test_raw_text_kept_until_changed(void **st)
     assert_int_equal(kx_alert_add_tag(a, "t"), 0); /* tags change it too */
     assert_null(a->raw);
     kx_alert_free(a);
+
+    /* pretty-printed text (Falco over HTTP may send it): printed as one line,
+     * so JSON-lines and syslog outputs never see a newline */
+    static const char pretty[] = "{\n  \"uuid\": \"6d1c0e37-0f5c-4c1a-9e0e-6f1b2b0c1d2e\",\r\n"
+                                 "  \"rule\": \"R\", \"priority\": \"Notice\",\n"
+                                 "  \"source\": \"syscall\",\n"
+                                 "  \"time\": \"2026-11-23T10:00:00Z\"\n}\n";
+    a = kx_alert_parse(pretty, sizeof(pretty) - 1, err, sizeof(err));
+    assert_non_null(a);
+    j = kx_alert_json(a, &len, &tmp);
+    assert_non_null(tmp);
+    assert_null(memchr(j, '\n', len));
+    assert_null(memchr(j, '\r', len));
+    free(tmp);
+    char *line = kx_alert_to_json(a);
+    assert_non_null(line);
+    assert_null(strchr(line, '\n'));
+    free(line);
+    kx_alert_free(a);
 }
 
 static void test_small_uint(void **st)
