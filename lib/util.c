@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "util.h"
 
 static int64_t clock_ns(clockid_t id)
@@ -484,4 +486,13 @@ bool kx_small_uint(const char *s, size_t n, long *out)
     }
     *out = v;
     return true;
+}
+
+int kx_buf_append_json(struct kx_buf *b, const struct cJSON *v)
+{
+    char *json = cJSON_PrintUnformatted(v);
+    int rc = json ? kx_buf_append(b, json, strlen(json)) : -ENOMEM;
+
+    cJSON_free(json);
+    return rc;
 }

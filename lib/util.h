@@ -52,6 +52,9 @@ void kx_buf_reset(struct kx_buf *b);   /* len = 0, keeps memory */
 /* s[0..n) as a non-negative decimal of 1 to 9 digits (so below 10^9, no
  * sign, no spaces) into *out; false otherwise. Pure. */
 bool kx_small_uint(const char *s, size_t n, long *out);
+struct cJSON;
+/* Appends v (borrowed) printed as compact JSON. 0, -ENOMEM or the append error. */
+int kx_buf_append_json(struct kx_buf *b, const struct cJSON *v);
 /* Appends s (NUL-terminated UTF-8, borrowed) as a quoted JSON string. 0 or the append error. */
 int kx_buf_json_str(struct kx_buf *b, const char *s);
 void kx_buf_free(struct kx_buf *b);    /* releases memory; no-op on a zeroed buf */

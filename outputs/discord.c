@@ -85,7 +85,7 @@ static int discord_format(struct kx_output *o, const struct kx_alert *a, struct 
 {
     const struct discord_settings *s = o->settings;
     cJSON *root = cJSON_CreateObject(), *embeds, *e, *fields;
-    char title[256], desc[4096], ts[64], *json = NULL;
+    char title[256], desc[4096], ts[64];
     int rc = -ENOMEM;
 
     snprintf(title, sizeof(title), "%s %s", kx_priority_name(a->priority), a->rule);
@@ -104,10 +104,8 @@ static int discord_format(struct kx_output *o, const struct kx_alert *a, struct 
         !(fields = cJSON_AddArrayToObject(e, "fields")) ||
         kx_httpout_fields(a, discord_on_field, fields) != 0)
         goto cleanup;
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
-    cJSON_free(json);
     cJSON_Delete(root);
     return rc;
 }

@@ -60,7 +60,7 @@ static int gchat_format(struct kx_output *o, const struct kx_alert *a, struct kx
     const struct gchat_settings *s = o->settings;
     bool card = !s->outputformat || strcasecmp(s->outputformat, "text") != 0;
     cJSON *root = cJSON_CreateObject(), *cards, *c, *cd, *hdr, *secs, *sec, *widgets;
-    char *text = NULL, *json = NULL;
+    char *text = NULL;
     int rc = -ENOMEM;
 
     if (asprintf(&text, "*%s* %s: %s", kx_priority_name(a->priority), a->rule, a->output) < 0)
@@ -83,11 +83,9 @@ static int gchat_format(struct kx_output *o, const struct kx_alert *a, struct kx
             kx_httpout_fields(a, gchat_on_widget, widgets) != 0)
             goto cleanup;
     }
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
     free(text);
-    cJSON_free(json);
     cJSON_Delete(root);
     return rc;
 }

@@ -73,7 +73,7 @@ static int og_format(struct kx_output *o, const struct kx_alert *a, struct kx_bu
 {
     cJSON *root = cJSON_CreateObject(), *details;
     const cJSON *tags = kx_alert_field(a, "tags");
-    char msg[KX_OG_MESSAGE_MAX + 1], key[64], *json = NULL;
+    char msg[KX_OG_MESSAGE_MAX + 1], key[64];
     const char *alias = kx_alert_field_str(a, "klaxon.dedupe_key", key, sizeof(key));
     int rc = -ENOMEM;
 
@@ -90,10 +90,8 @@ static int og_format(struct kx_output *o, const struct kx_alert *a, struct kx_bu
         !(details = cJSON_AddObjectToObject(root, "details")) ||
         kx_httpout_fields(a, og_on_detail, details) != 0)
         goto cleanup;
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
-    cJSON_free(json);
     cJSON_Delete(root);
     return rc;
 }

@@ -77,7 +77,6 @@ static int pd_event(const struct pd_settings *s, const struct kx_alert *a, struc
     const char *dk = kx_alert_field_str(a, "klaxon.dedupe_key", key, sizeof(key));
     bool is_resolve = cJSON_IsTrue(resolve) ||
                       (cJSON_IsString(resolve) && strcmp(resolve->valuestring, "true") == 0);
-    char *json = NULL;
     int rc = -ENOMEM;
 
     snprintf(summary, sizeof(summary), "%s %s: %s", kx_priority_name(a->priority), a->rule,
@@ -110,10 +109,8 @@ static int pd_event(const struct pd_settings *s, const struct kx_alert *a, struc
                 details, "tags",
                 cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(a->doc, "tags"), true));
     }
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
-    cJSON_free(json);
     cJSON_Delete(root);
     return rc;
 }

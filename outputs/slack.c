@@ -128,7 +128,6 @@ static int slack_format(const struct slack_settings *s, const struct kx_template
     cJSON *root = cJSON_CreateObject(), *atts, *att, *fields;
     const char *mention = slack_mention(s, a->priority);
     struct kx_buf text;
-    char *json = NULL;
     int rc = -ENOMEM;
 
     kx_buf_init(&text, 32 * 1024);
@@ -157,10 +156,8 @@ static int slack_format(const struct slack_settings *s, const struct kx_template
         (!(fields = cJSON_AddArrayToObject(att, "fields")) ||
          kx_httpout_fields(a, slack_on_field, fields) != 0))
         goto cleanup;
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
-    cJSON_free(json);
     cJSON_Delete(root);
     kx_buf_free(&text);
     return rc;

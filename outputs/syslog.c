@@ -366,10 +366,13 @@ static int format_leef(const struct kx_alert *a, struct kx_buf *out, struct kx_b
 
 static int format_json(const struct kx_alert *a, struct kx_buf *out)
 {
-    char *json = kx_alert_to_json(a); /* compact: a newline in a string stays "\n" */
-    int rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    size_t len;
+    char *tmp;
+    /* one line (kx_alert_json's promise): a newline in a string stays "\n" */
+    const char *json = kx_alert_json(a, &len, &tmp);
+    int rc = json ? kx_buf_append(out, json, len) : -ENOMEM;
 
-    free(json);
+    free(tmp);
     return rc;
 }
 

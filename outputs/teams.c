@@ -74,7 +74,7 @@ static int teams_format(struct kx_output *o, const struct kx_alert *a, struct kx
     bool text = !s->outputformat || strcasecmp(s->outputformat, "facts") != 0;
     bool facts = !s->outputformat || strcasecmp(s->outputformat, "text") != 0;
     cJSON *root = cJSON_CreateObject(), *sections, *sec, *fa;
-    char summary[512], act[512], *json = NULL;
+    char summary[512], act[512];
     int rc = -ENOMEM;
 
     snprintf(summary, sizeof(summary), "%s %s", kx_priority_name(a->priority), a->rule);
@@ -93,10 +93,8 @@ static int teams_format(struct kx_output *o, const struct kx_alert *a, struct kx
         (facts && (!(fa = cJSON_AddArrayToObject(sec, "facts")) ||
                    kx_httpout_fields(a, teams_on_fact, fa) != 0)))
         goto cleanup;
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
-    cJSON_free(json);
     cJSON_Delete(root);
     return rc;
 }

@@ -80,7 +80,6 @@ static int telegram_format(struct kx_output *o, const struct kx_alert *a, struct
     const struct telegram_settings *s = o->settings;
     struct kx_buf text;
     cJSON *root = cJSON_CreateObject();
-    char *json = NULL;
     int rc = -ENOMEM;
 
     /* A long alert is cut rather than refused; the cut can fall inside an
@@ -97,10 +96,8 @@ static int telegram_format(struct kx_output *o, const struct kx_alert *a, struct
         !cJSON_AddBoolToObject(root, "disable_web_page_preview", true) ||
         !cJSON_AddStringToObject(root, "text", text.data ? text.data : ""))
         goto cleanup;
-    json = cJSON_PrintUnformatted(root);
-    rc = json ? kx_buf_append(out, json, strlen(json)) : -ENOMEM;
+    rc = kx_buf_append_json(out, root);
 cleanup:
-    cJSON_free(json);
     cJSON_Delete(root);
     kx_buf_free(&text);
     return rc;
