@@ -57,32 +57,6 @@ const char *kx_priority_slug(enum kx_priority p)
     return (unsigned)p < KX_PRI_COUNT ? pri_slugs[p] : "debug";
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Copies at most 40 bytes of s into a printable excerpt for error messages. */
-static const char *excerpt(const char *s, char *buf, size_t len)
-{
-    size_t o = 0;
-    for (; *s && o + 4 < len && o < 40; s++)
-        buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
-    if (*s && o + 4 < len) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 /* Fills the cached fields from a->doc; 0 or -EINVAL with err. */
 static int alert_bind(struct kx_alert *a, char *err, size_t errlen)
 {
@@ -91,43 +65,43 @@ static int alert_bind(struct kx_alert *a, char *err, size_t errlen)
 
     cJSON *rule = cJSON_GetObjectItemCaseSensitive(doc, "rule");
     if (!rule) {
-        set_err(err, errlen, "missing required field \"rule\"");
+        kx_errf(err, errlen, "missing required field \"rule\"");
         return -EINVAL;
     }
     if (!cJSON_IsString(rule) || !rule->valuestring[0]) {
-        set_err(err, errlen, "field \"rule\": must be a non-empty string");
+        kx_errf(err, errlen, "field \"rule\": must be a non-empty string");
         return -EINVAL;
     }
     a->rule = rule->valuestring;
 
     cJSON *pri = cJSON_GetObjectItemCaseSensitive(doc, "priority");
     if (!pri) {
-        set_err(err, errlen, "missing required field \"priority\"");
+        kx_errf(err, errlen, "missing required field \"priority\"");
         return -EINVAL;
     }
     if (!cJSON_IsString(pri)) {
-        set_err(err, errlen, "field \"priority\": must be a string");
+        kx_errf(err, errlen, "field \"priority\": must be a string");
         return -EINVAL;
     }
     if (kx_priority_parse(pri->valuestring, &a->priority)) {
-        set_err(err, errlen,
+        kx_errf(err, errlen,
                 "field \"priority\": unknown priority \"%s\" (want one of emergency, alert, "
                 "critical, error, warning, notice, informational, debug)",
-                excerpt(pri->valuestring, ex, sizeof(ex)));
+                kx_excerpt(pri->valuestring, ex, sizeof(ex)));
         return -EINVAL;
     }
 
     cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "time");
     if (!t) {
-        set_err(err, errlen, "missing required field \"time\"");
+        kx_errf(err, errlen, "missing required field \"time\"");
         return -EINVAL;
     }
     if (!cJSON_IsString(t) || kx_time_parse(t->valuestring, &a->time_ns)) {
-        set_err(err, errlen,
+        kx_errf(err, errlen,
                 "field \"time\": want an RFC 3339 timestamp such as "
                 "\"2026-11-22T10:01:02.123456789Z\", got %s%s%s",
                 cJSON_IsString(t) ? "\"" : "",
-                cJSON_IsString(t) ? excerpt(t->valuestring, ex, sizeof(ex)) : "a non-string",
+                cJSON_IsString(t) ? kx_excerpt(t->valuestring, ex, sizeof(ex)) : "a non-string",
                 cJSON_IsString(t) ? "\"" : "");
         return -EINVAL;
     }
@@ -137,7 +111,7 @@ static int alert_bind(struct kx_alert *a, char *err, size_t errlen)
     for (size_t i = 0; i < KX_ARRAY_SIZE(opt_strings); i++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, opt_strings[i]);
         if (v && !cJSON_IsString(v) && !cJSON_IsNull(v)) {
-            set_err(err, errlen, "field \"%s\": must be a string", opt_strings[i]);
+            kx_errf(err, errlen, "field \"%s\": must be a string", opt_strings[i]);
             return -EINVAL;
         }
         *slots[i] = cJSON_IsString(v) ? v->valuestring : NULL;
@@ -146,20 +120,21 @@ static int alert_bind(struct kx_alert *a, char *err, size_t errlen)
     cJSON *tags = cJSON_GetObjectItemCaseSensitive(doc, "tags");
     if (tags && !cJSON_IsNull(tags)) {
         if (!cJSON_IsArray(tags)) {
-            set_err(err, errlen, "field \"tags\": must be an array of strings");
+            kx_errf(err, errlen, "field \"tags\": must be an array of strings");
             return -EINVAL;
         }
         cJSON *tag;
-        cJSON_ArrayForEach(tag, tags) {
+        cJSON_ArrayForEach(tag, tags)
+        {
             if (!cJSON_IsString(tag)) {
-                set_err(err, errlen, "field \"tags\": must be an array of strings");
+                kx_errf(err, errlen, "field \"tags\": must be an array of strings");
                 return -EINVAL;
             }
         }
     }
     cJSON *of = cJSON_GetObjectItemCaseSensitive(doc, "output_fields");
     if (of && !cJSON_IsNull(of) && !cJSON_IsObject(of)) {
-        set_err(err, errlen, "field \"output_fields\": must be an object");
+        kx_errf(err, errlen, "field \"output_fields\": must be an object");
         return -EINVAL;
     }
     return 0;
@@ -203,39 +178,38 @@ struct kx_alert *kx_alert_parse(const char *json, size_t len, char *err, size_t 
     cJSON *doc = NULL;
 
     if (!json || len == 0) {
-        set_err(err, errlen, "empty body: want one JSON object (a Falco alert)");
+        kx_errf(err, errlen, "empty body: want one JSON object (a Falco alert)");
         return NULL;
     }
     if (len > KX_ALERT_MAX_BYTES) {
-        set_err(err, errlen, "alert is %zu bytes, over the %d byte limit", len,
-                KX_ALERT_MAX_BYTES);
+        kx_errf(err, errlen, "alert is %zu bytes, over the %d byte limit", len, KX_ALERT_MAX_BYTES);
         return NULL;
     }
     if (memchr(json, '\0', len)) {
-        set_err(err, errlen, "invalid JSON: NUL byte in the body");
+        kx_errf(err, errlen, "invalid JSON: NUL byte in the body");
         return NULL;
     }
     doc = cJSON_ParseWithLengthOpts(json, len, &end, false);
     if (!doc) {
         size_t off = end && end >= json ? (size_t)(end - json) : 0;
-        set_err(err, errlen, "invalid JSON at byte %zu", off);
+        kx_errf(err, errlen, "invalid JSON at byte %zu", off);
         return NULL;
     }
     /* Trailing garbage after the object ("{...} x") is an error, whitespace is not. */
     for (const char *p = end; p && p < json + len; p++) {
         if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
-            set_err(err, errlen, "invalid JSON: unexpected data after the object at byte %zu",
+            kx_errf(err, errlen, "invalid JSON: unexpected data after the object at byte %zu",
                     (size_t)(p - json));
             goto fail;
         }
     }
     if (!cJSON_IsObject(doc)) {
-        set_err(err, errlen, "want a JSON object (a Falco alert), got %s",
+        kx_errf(err, errlen, "want a JSON object (a Falco alert), got %s",
                 cJSON_IsArray(doc) ? "an array" : "a scalar");
         goto fail;
     }
     if (!(a = calloc(1, sizeof(*a)))) {
-        set_err(err, errlen, "out of memory");
+        kx_errf(err, errlen, "out of memory");
         goto fail;
     }
     a->doc = doc;
@@ -243,7 +217,7 @@ struct kx_alert *kx_alert_parse(const char *json, size_t len, char *err, size_t 
         goto fail;
     bool complete = a->uuid && a->uuid[0] && a->source;
     if (alert_fill_defaults(a)) {
-        set_err(err, errlen, "out of memory");
+        kx_errf(err, errlen, "out of memory");
         goto fail;
     }
     /* Unchanged by the defaults: keep the text, the hub forwards it as is.
@@ -369,8 +343,8 @@ struct kx_alert *kx_alert_dup(const struct kx_alert *a)
 
 const cJSON *kx_alert_field(const struct kx_alert *a, const char *name)
 {
-    static const char *const top[] = {"rule", "priority", "hostname", "source",
-                                      "output", "uuid", "time", "tags"};
+    static const char *const top[] = {"rule",   "priority", "hostname", "source",
+                                      "output", "uuid",     "time",     "tags"};
     for (size_t i = 0; i < KX_ARRAY_SIZE(top); i++)
         if (strcmp(name, top[i]) == 0)
             return cJSON_GetObjectItemCaseSensitive(a->doc, name);
@@ -437,8 +411,8 @@ bool kx_alert_routed(const struct kx_alert *a, const struct kx_strlist *rules,
         bool hit = false;
         if (!cJSON_IsArray(tv))
             return false;
-        cJSON_ArrayForEach(t, tv)
-            hit = hit || (cJSON_IsString(t) && kx_strlist_has(tags, t->valuestring));
+        cJSON_ArrayForEach(t, tv) hit =
+            hit || (cJSON_IsString(t) && kx_strlist_has(tags, t->valuestring));
         if (!hit)
             return false;
     }

@@ -85,9 +85,9 @@ struct kx_bus *kx_bus_connect(const struct kx_bus_opts *o, char *err, size_t err
     what = "set options";
     if ((s = natsOptions_SetURL(b->opts, o->url)) != NATS_OK ||
         (s = natsOptions_SetName(b->opts, o->name ? o->name : "klaxon")) != NATS_OK ||
-        (s = natsOptions_SetTimeout(b->opts, (o->connect_timeout ? o->connect_timeout
-                                                                 : 2 * KX_NSEC_PER_SEC) /
-                                                 KX_NSEC_PER_MSEC)) != NATS_OK ||
+        (s = natsOptions_SetTimeout(
+             b->opts, (o->connect_timeout ? o->connect_timeout : 2 * KX_NSEC_PER_SEC) /
+                          KX_NSEC_PER_MSEC)) != NATS_OK ||
         (s = natsOptions_SetMaxReconnect(b->opts, -1)) != NATS_OK ||
         (s = natsOptions_SetReconnectWait(b->opts, 250)) != NATS_OK ||
         (s = natsOptions_SetReconnectJitter(b->opts, 100, 1000)) != NATS_OK ||
@@ -241,8 +241,8 @@ int kx_bus_ensure_consumer(struct kx_bus *b, const struct kx_consumer_spec *c, c
 }
 
 int kx_bus_publish(struct kx_bus *b, const char *subject, const void *data, size_t len,
-                   const char *msg_id, const char *hdr_name, const char *hdr_value,
-                   int64_t timeout, char *err, size_t errlen)
+                   const char *msg_id, const char *hdr_name, const char *hdr_value, int64_t timeout,
+                   char *err, size_t errlen)
 {
     natsMsg *msg = NULL;
     jsPubAck *ack = NULL;
@@ -286,4 +286,47 @@ int kx_bus_publish(struct kx_bus *b, const char *subject, const void *data, size
     jsPubAck_Destroy(ack);
     natsMsg_Destroy(msg);
     return rc;
+}
+
+/* Asks for each stream's info within one budget: /readyz answers a probe
+ * that gives up after a second (Kubernetes' default timeoutSeconds). */
+#define STREAMS_PRESENT_BUDGET (750 * KX_NSEC_PER_MSEC)
+
+int kx_bus_streams_present(struct kx_bus *b, char *err, size_t errlen)
+{
+    static const char *const streams[] = {KX_STREAM_ALERTS, KX_STREAM_EVENTS, KX_STREAM_AUDIT,
+                                          KX_STREAM_DEADLETTER};
+    int64_t deadline = kx_monotonic_ns() + STREAMS_PRESENT_BUDGET;
+
+    if (!kx_bus_connected(b)) {
+        snprintf(err, errlen, "NATS is not connected");
+        return -ENOTCONN;
+    }
+    for (size_t i = 0; i < KX_ARRAY_SIZE(streams); i++) {
+        int64_t left = deadline - kx_monotonic_ns();
+        jsStreamInfo *si = NULL;
+        jsErrCode code = 0;
+        jsOptions o;
+
+        if (left < KX_NSEC_PER_MSEC) {
+            snprintf(err, errlen, "JetStream: no answer about stream %s within %lld ms", streams[i],
+                     (long long)(STREAMS_PRESENT_BUDGET / KX_NSEC_PER_MSEC));
+            return -ETIMEDOUT;
+        }
+        jsOptions_Init(&o);
+        o.Wait = left / KX_NSEC_PER_MSEC;
+        natsStatus s = js_GetStreamInfo(&si, b->js, streams[i], &o, &code);
+        jsStreamInfo_Destroy(si);
+        if (s == NATS_OK)
+            continue;
+        if (code == JSStreamNotFoundErr || (s == NATS_NOT_FOUND && code == 0)) {
+            snprintf(err, errlen, "stream %s is missing (a hub restart re-creates it)", streams[i]);
+            return -ENOENT;
+        }
+        /* -ENOENT means a missing stream to the caller: "no responders"
+         * (JetStream off) is a NATS failure. */
+        int rc = js_fail(err, errlen, "get info of stream", streams[i], s, code);
+        return rc == -ENOENT ? -EIO : rc;
+    }
+    return 0;
 }

@@ -94,6 +94,10 @@ int kx_bus_publish(struct kx_bus *b, const char *subject, const void *data, size
                    const char *msg_id, const char *hdr_name, const char *hdr_value,
                    int64_t timeout, char *err, size_t errlen);
 
+/* Whether every Klaxon stream exists (GET /readyz). 0, or -ENOENT naming
+ * the missing stream in err, or another -errno (NATS down). Any thread. */
+int kx_bus_streams_present(struct kx_bus *b, char *err, size_t errlen);
+
 /* nats.c status to a negative errno. */
 int kx_bus_errno(natsStatus s);
 

@@ -646,7 +646,7 @@ static bool empty_is_default(enum kx_opt_type t)
            t == KX_OPT_PRIORITY || t == KX_OPT_NODE;
 }
 
-static void strlist_free(struct kx_strlist *l)
+void kx_strlist_free(struct kx_strlist *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
@@ -672,14 +672,13 @@ static void val_free(enum kx_opt_type t, union kx_val *v)
     if (t == KX_OPT_STR)
         free(v->s);
     else if (t == KX_OPT_STRLIST)
-        strlist_free(&v->l);
+        kx_strlist_free(&v->l);
     else if (t == KX_OPT_STRMAP)
         strmap_free(&v->m);
     memset(v, 0, sizeof(*v));
 }
 
-/* Appends a copy of s[0..n). 0 or -ENOMEM. */
-static int strlist_add(struct kx_strlist *l, const char *s, size_t n)
+int kx_strlist_add(struct kx_strlist *l, const char *s, size_t n)
 {
     char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
 
@@ -821,7 +820,7 @@ static int parse_text(enum kx_opt_type t, const char *s, bool hide, union kx_val
             i = e + 1;
             trim(s, &b, &e);
             if (e > b)
-                ret = strlist_add(&v->l, s + b, e - b);
+                ret = kx_strlist_add(&v->l, s + b, e - b);
         }
         break;
     }
@@ -986,7 +985,7 @@ static int parse_node(const struct kx_opt *o, const struct src *s, union kx_val 
                 val_free(o->type, v);
                 return -EINVAL;
             }
-            if ((ret = strlist_add(&v->l, c->value, strlen(c->value))) < 0) {
+            if ((ret = kx_strlist_add(&v->l, c->value, strlen(c->value))) < 0) {
                 val_free(o->type, v);
                 return ret;
             }
@@ -1337,7 +1336,7 @@ void kx_config_release(const struct kx_opt *opts, void *dst)
             memcpy(field, &v.s, sizeof(v.s));
             break;
         case KX_OPT_STRLIST:
-            strlist_free((struct kx_strlist *)(void *)field);
+            kx_strlist_free((struct kx_strlist *)(void *)field);
             break;
         case KX_OPT_STRMAP:
             strmap_free((struct kx_strmap *)(void *)field);

@@ -127,5 +127,9 @@ void kx_config_print_opts_md(const struct kx_opt *opts, const char *env_prefix, 
 
 const char *kx_strmap_get(const struct kx_strmap *m, const char *key);
 bool kx_strlist_has(const struct kx_strlist *l, const char *s);
+/* Appends a copy of s[0..n) (s need not be NUL-terminated). 0 or -ENOMEM. */
+int kx_strlist_add(struct kx_strlist *l, const char *s, size_t n);
+/* Frees every string and the array; l is left empty. No-op on an empty list. */
+void kx_strlist_free(struct kx_strlist *l);
 
 #endif

@@ -114,64 +114,25 @@ static char *read_trimmed(const char *path, size_t max)
     return out;
 }
 
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
-
 /* Standard base64 (whitespace ignored, padding optional) into a new
  * NUL-terminated buffer; 0, -EINVAL (not base64) or -ENOMEM. */
 static int b64_decode(const char *in, char **out, size_t *outlen)
 {
-    size_t n = strlen(in), len = 0;
+    size_t n = strlen(in);
     char *o = malloc(n / 4 * 3 + 4);
-    uint32_t acc = 0;
-    int bits = 0, chars = 0;
-    bool pad = false;
+    ssize_t len;
 
     *out = NULL;
     *outlen = 0;
     if (!o)
         return -ENOMEM;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        int v;
-
-        if (isspace(*p))
-            continue;
-        if (*p == '=') {
-            pad = true;
-            continue;
-        }
-        v = b64_value(*p);
-        if (v < 0 || pad) {
-            free(o);
-            return -EINVAL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        chars++;
-        if (bits >= 8) {
-            bits -= 8;
-            o[len++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    if (chars % 4 == 1 || len == 0) {
+    len = kx_base64_decode(in, n, true, o, n / 4 * 3 + 4);
+    if (len <= 0) {
         free(o);
         return -EINVAL;
     }
-    o[len] = '\0';
     *out = o;
-    *outlen = len;
+    *outlen = (size_t)len;
     return 0;
 }
 
@@ -1184,8 +1145,8 @@ static size_t k8s_on_header(char *p, size_t size, size_t n, void *ud)
     if (total >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         rx->res->retry_after = 0;
     } else if (total > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-        rx->res->retry_after = kx_httpc_retry_after(p + sizeof(name) - 1,
-                                                     total - (sizeof(name) - 1), K8S_MAX_RETRY_AFTER);
+        rx->res->retry_after = kx_httpc_retry_after(
+            p + sizeof(name) - 1, total - (sizeof(name) - 1), K8S_MAX_RETRY_AFTER);
     } else if (rx->watch && (total == 2 || total == 1) && (p[0] == '\r' || p[0] == '\n')) {
         long status = 0;
 

@@ -121,8 +121,12 @@ int kx_time_parse(const char *s, int64_t *ns)
     if (*p != '\0')
         return -EINVAL;
 
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     /* int64 nanoseconds span 1677..2262: refuse what does not fit. */
     int64_t secs = (int64_t)t - offset;
@@ -152,9 +156,9 @@ void kx_uuid4(char *buf)
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 int kx_duration_parse(const char *s, int64_t *ns)
@@ -163,8 +167,12 @@ int kx_duration_parse(const char *s, int64_t *ns)
         const char *unit;
         int64_t mult;
     } units[] = {
-        {"ns", 1}, {"us", 1000}, {"ms", KX_NSEC_PER_MSEC}, {"s", KX_NSEC_PER_SEC},
-        {"m", 60 * KX_NSEC_PER_SEC}, {"h", 3600 * KX_NSEC_PER_SEC},
+        {"ns", 1},
+        {"us", 1000},
+        {"ms", KX_NSEC_PER_MSEC},
+        {"s", KX_NSEC_PER_SEC},
+        {"m", 60 * KX_NSEC_PER_SEC},
+        {"h", 3600 * KX_NSEC_PER_SEC},
     };
     const char *p = s;
     int64_t total = 0;
@@ -213,9 +221,9 @@ int kx_size_parse(const char *s, int64_t *bytes)
         const char *unit;
         int64_t mult;
     } units[] = {
-        {"", 1}, {"b", 1}, {"k", 1000}, {"kb", 1000}, {"kib", 1024}, {"m", 1000000},
-        {"mb", 1000000}, {"mib", 1 << 20}, {"g", 1000000000}, {"gb", 1000000000},
-        {"gib", 1LL << 30},
+        {"", 1},           {"b", 1},           {"k", 1000},        {"kb", 1000},
+        {"kib", 1024},     {"m", 1000000},     {"mb", 1000000},    {"mib", 1 << 20},
+        {"g", 1000000000}, {"gb", 1000000000}, {"gib", 1LL << 30},
     };
     char *end;
 
@@ -438,6 +446,130 @@ char *kx_base64_encode(const void *p, size_t n, size_t *outlen)
     return out;
 }
 
+void kx_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+const char *kx_excerpt(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    for (; *s && o + 4 < len && o < 40; s++)
+        buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+    if (*s && o + 4 < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static int hex_value(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (unsigned char)(ch | 0x20);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+ssize_t kx_url_decode(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = i + 2 < n ? hex_value((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_value((unsigned char)s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) /* cut short, not hex, or a NUL */
+                return -EINVAL;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (o + 1 >= outlen)
+            return -EINVAL;
+        out[o++] = c;
+    }
+    if (outlen == 0)
+        return -EINVAL;
+    out[o] = '\0';
+    return (ssize_t)o;
+}
+
+int kx_when_parse(const char *s, int64_t now, int64_t *out)
+{
+    int64_t d;
+
+    if (kx_time_parse(s, out) == 0)
+        return 0;
+    if (kx_duration_parse(s, &d) < 0)
+        return -EINVAL;
+    *out = d < now ? now - d : 1; /* not before the epoch's first ns (0 means "open") */
+    return 0;
+}
+
+static int base64_value(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+ssize_t kx_base64_decode(const char *s, size_t n, bool skip_space, char *out, size_t outlen)
+{
+    uint32_t acc = 0;
+    size_t o = 0, chars = 0;
+    int bits = 0;
+    bool pad = false;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        int v;
+
+        if (skip_space && isspace(ch))
+            continue;
+        if (ch == '=') {
+            pad = true;
+            continue;
+        }
+        v = base64_value(ch);
+        if (v < 0 || pad) /* not base64, or data after the padding */
+            return -EINVAL;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        chars++;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= outlen)
+                return -EINVAL;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    if (chars % 4 == 1 || outlen == 0)
+        return -EINVAL;
+    out[o] = '\0';
+    return (ssize_t)o;
+}
+
 int kx_buf_json_str(struct kx_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -452,11 +584,21 @@ int kx_buf_json_str(struct kx_buf *b, const char *s)
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             memcpy(esc + 1, "u00", 3);
             esc[4] = hex[c >> 4];
