@@ -42,7 +42,9 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
-HUB_OBJ    := $(call obj,$(HUB_SRC))
+UI_FILES   := $(wildcard hub/ui/*)
+UI_OBJ     := $(BUILD)/obj/gen/ui_files.o
+HUB_OBJ    := $(call obj,$(HUB_SRC)) $(UI_OBJ)
 HUB_CORE   := $(filter-out $(BUILD)/obj/hub/main.o,$(HUB_OBJ))
 SENSOR_OBJ := $(call obj,$(SENSOR_SRC))
 SENSOR_CORE:= $(filter-out $(BUILD)/obj/sensor/main.o,$(SENSOR_OBJ))
@@ -72,6 +74,15 @@ $(BUILD)/obj/%.o: %.c
 $(LIBKX): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(AR) rcs $@ $^
+
+# The web UI (hub/ui/) goes into the binary as bytes: nothing to install.
+$(BUILD)/gen/ui_files.c: $(UI_FILES) scripts/embed-ui.sh
+	@mkdir -p $(@D)
+	$(Q)sh scripts/embed-ui.sh hub/ui > $@
+
+$(UI_OBJ): $(BUILD)/gen/ui_files.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/bin/klaxon-hub: $(HUB_OBJ) $(LIBKX)
 	@mkdir -p $(@D)
@@ -147,12 +158,12 @@ FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_SECONDS ?= 10
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Ilib -Ihub -Ioutputs -D_GNU_SOURCE -DKX_VERSION=\"$(VERSION)\"
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) hub/dedupe.c sensor/ruleset.c sensor/rule_expr.c \
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) hub/dedupe.c hub/filter.c sensor/ruleset.c sensor/rule_expr.c \
                  sensor/rule_fields.c sensor/rule_output.c sensor/kinds.c \
                  $(wildcard lib/*.h hub/*.h sensor/*.h) | deps
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  FUZZ    $@")
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -Isensor $< $(LIB_SRC) hub/dedupe.c sensor/ruleset.c sensor/rule_expr.c \
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -Isensor $< $(LIB_SRC) hub/dedupe.c hub/filter.c sensor/ruleset.c sensor/rule_expr.c \
 	    sensor/rule_fields.c sensor/rule_output.c sensor/kinds.c -o $@ $(LDLIBS_COMMON)
 
 fuzz: $(FUZZ_BIN)
@@ -181,13 +192,13 @@ test: all
 run: all
 	$(Q)bash scripts/run.sh
 
-bench: all $(BUILD)/bench/sink $(BUILD)/bench/pub
+bench: all $(BUILD)/bench/sink $(BUILD)/bench/pub $(BUILD)/bench/wsclients
 	$(Q)bash bench/run.sh
 
 # The benchmark's own load generator and receiver, in C so they stay cheap.
 $(BUILD)/bench/%: bench/%.c | deps
 	@mkdir -p $(@D)
-	$(Q)$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@ $(shell pkg-config --libs libnats)
+	$(Q)$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@ $(shell pkg-config --libs libnats) -lcrypto
 
 format:
 	$(Q)clang-format -i $(LIB_SRC) $(HUB_SRC) $(SENSOR_SRC) $(BPF_SRC) $(UNIT_SRC) $(wildcard lib/*.h hub/*.h sensor/*.h outputs/*.h responders/*.h)

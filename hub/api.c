@@ -6,12 +6,18 @@
  *   POST /api/v1/alerts    the same
  *   GET  /healthz          200 when NATS is connected, else 503
  *   GET  /ping             "pong" (Falcosidekick's liveness probe)
+ *   GET  /readyz           200 when NATS is connected and every stream exists
  *   GET  /metrics          Prometheus text format
  *   POST /test             a test alert to every enabled output (Falcosidekick's /test)
+ *   GET  /api/v1/...       queries, stats, output health (docs/api.md)
+ *   GET  /ws               the WebSocket live feed (hub/live.c)
+ *   GET  /ui/...           the web UI (hub/ui.c)
  *
- * Handlers run on the kx-http thread (see http.h).
+ * api_on_request runs on the kx-http thread: auth, CORS, and every quick
+ * route; routes that wait on NATS go to api_on_slow on a kx-http-w worker.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +26,15 @@
 #include <cjson/cJSON.h>
 
 #include "alert.h"
+#include "auth.h"
+#include "fanout.h"
 #include "http.h"
 #include "hub.h"
+#include "live.h"
 #include "log.h"
+#include "query.h"
+#include "stats.h"
+#include "ui.h"
 
 static void reply_json(struct kx_http_resp *r, int status, const char *key, const char *val,
                        const char *key2, const char *val2)
@@ -77,8 +89,7 @@ static void on_test(struct kx_hub *h, const struct kx_http_req *req, struct kx_h
     if (!name && gethostname(host, sizeof(host) - 1) == 0)
         name = host;
     a = kx_alert_new("Test rule", KX_PRI_DEBUG, "klaxon", name ? name : "klaxon-hub",
-                     "This is a test from klaxon-hub: if you can read it, this output works",
-                     0);
+                     "This is a test from klaxon-hub: if you can read it, this output works", 0);
     if (a && kx_alert_add_tag(a, "test") == 0 && kx_alert_set_str(a, "klaxon.test", "true") == 0)
         json = kx_alert_to_json(a);
     snprintf(subject, sizeof(subject), KX_SUBJ_EVENTS ".debug.test_rule");
@@ -98,6 +109,74 @@ static void on_test(struct kx_hub *h, const struct kx_http_req *req, struct kx_h
     kx_alert_free(a);
 }
 
+/* Is path "/api/v1/alerts/<something>"? Points *uuid at the something. */
+static bool api_alert_path(const char *path, const char **uuid)
+{
+    static const char prefix[] = "/api/v1/alerts/";
+
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 || path[sizeof(prefix) - 1] == '\0')
+        return false;
+    *uuid = path + sizeof(prefix) - 1;
+    return true;
+}
+
+/* GET /readyz: NATS connected and every stream there. Worker thread. */
+static void on_readyz(struct kx_hub *h, struct kx_http_resp *r)
+{
+    char err[256];
+
+    if (!kx_bus_connected(h->bus)) {
+        reply_json(r, 503, "status", "not ready", "reason", "NATS is not connected");
+        return;
+    }
+    if (kx_bus_streams_present(h->bus, err, sizeof(err)) < 0) {
+        reply_json(r, 503, "status", "not ready", "reason", err);
+        return;
+    }
+    reply_json(r, 200, "status", "ready", "nats", "connected");
+}
+
+/*
+ * Routes that wait on NATS: run on a kx-http-w worker so the loop (ingest,
+ * WebSocket feed) never waits for them. Auth was checked on the loop.
+ */
+static void api_on_slow(void *ctx, const struct kx_http_req *req, struct kx_http_resp *r)
+{
+    struct kx_hub *h = ctx;
+    const char *uuid;
+
+    if (strcmp(req->path, "/readyz") == 0)
+        on_readyz(h, r);
+    else if (strcmp(req->path, "/api/v1/alerts") == 0)
+        kx_api_alerts(h, req, r);
+    else if (api_alert_path(req->path, &uuid))
+        kx_api_alert(h, req, r, uuid);
+    else if (strcmp(req->path, "/api/v1/audit") == 0)
+        kx_api_audit(h, req, r);
+    else if (strcmp(req->path, "/api/v1/stats") == 0)
+        kx_api_stats(h, req, r);
+    else if (strcmp(req->path, "/api/v1/outputs") == 0)
+        kx_api_outputs(h, req, r);
+    else
+        reply_json(r, 404, "error", "not found", NULL, NULL);
+}
+
+/* The GET routes answered on a worker. */
+static bool api_is_slow(const char *path)
+{
+    const char *uuid;
+
+    return strcmp(path, "/readyz") == 0 || strcmp(path, "/api/v1/alerts") == 0 ||
+           api_alert_path(path, &uuid) || strcmp(path, "/api/v1/audit") == 0 ||
+           strcmp(path, "/api/v1/stats") == 0 || strcmp(path, "/api/v1/outputs") == 0;
+}
+
+/* Does a browser ask for a page (rather than a script asking for JSON)? */
+static bool api_wants_html(const struct kx_http_req *req)
+{
+    return strstr(req->accept, "text/html") != NULL;
+}
+
 /* Runs on the kx-http thread. */
 static void api_on_request(void *ctx, const struct kx_http_req *req, struct kx_http_resp *r)
 {
@@ -105,14 +184,75 @@ static void api_on_request(void *ctx, const struct kx_http_req *req, struct kx_h
     bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     bool post = strcmp(req->method, "POST") == 0;
 
-    if (strcmp(req->path, "/") == 0 || strcmp(req->path, "/api/v1/alerts") == 0) {
-        if (post)
-            on_ingest(h, req, r);
-        else if (get && strcmp(req->path, "/") == 0)
-            reply_json(r, 200, "name", "klaxon-hub", "version", KX_VERSION);
+    if (kx_auth_cors(h->auth, req, r))
+        return; /* a preflight, answered */
+
+    /* Probes: always open. */
+    if (get && strcmp(req->path, "/healthz") == 0) {
+        bool ok = kx_bus_connected(h->bus);
+        reply_json(r, ok ? 200 : 503, "status", ok ? "ok" : "degraded", "nats",
+                   ok ? "connected" : "disconnected");
+        return;
+    }
+    if (get && strcmp(req->path, "/ping") == 0) {
+        r->status = 200;
+        r->content_type = "text/plain";
+        kx_buf_append(&r->body, "pong\n", 5);
+        return;
+    }
+    if (get && strcmp(req->path, "/readyz") == 0) {
+        r->status = KX_HTTP_SLOW;
+        return;
+    }
+    if (strcmp(req->path, "/api/v1/session") == 0) {
+        if (post || strcmp(req->method, "DELETE") == 0)
+            kx_auth_session(h->auth, req, r);
         else
-            reply_json(r, 405, "error", "method not allowed: POST a Falco JSON alert", NULL,
+            reply_json(r, 405, "error", "method not allowed: POST or DELETE /api/v1/session", NULL,
                        NULL);
+        return;
+    }
+
+    /* Ingest: its own token, or the API's credentials, or open. */
+    if (post && (strcmp(req->path, "/") == 0 || strcmp(req->path, "/api/v1/alerts") == 0)) {
+        if (kx_auth_check(h->auth, KX_AUTH_INGEST, req, r) == 0)
+            on_ingest(h, req, r);
+        return;
+    }
+
+    if (get && strcmp(req->path, "/") == 0 && api_wants_html(req) && h->cfg.http_ui) {
+        r->status = 302;
+        kx_http_resp_header(r, "location", "/ui/");
+        return;
+    }
+
+    if (kx_auth_check(h->auth, KX_AUTH_API, req, r) < 0)
+        return;
+
+    if (strcmp(req->path, "/ws") == 0) {
+        if (!req->upgrade)
+            reply_json(r, 400, "error", "GET /ws is a WebSocket: send Upgrade: websocket", NULL,
+                       NULL);
+        else if (!kx_auth_ws_origin_ok(h->auth, req))
+            reply_json(r, 403, "error", "cross-origin WebSocket refused (http.cors_origins)", NULL,
+                       NULL);
+        else
+            kx_live_ws_open(h, req, r);
+        return;
+    }
+    if (req->upgrade) {
+        reply_json(r, 404, "error", "no WebSocket here: use /ws", NULL, NULL);
+        return;
+    }
+
+    if (strcmp(req->path, "/") == 0 || strcmp(req->path, "/api/v1/alerts") == 0) {
+        if (get && strcmp(req->path, "/") == 0)
+            reply_json(r, 200, "name", "klaxon-hub", "version", KX_VERSION);
+        else if (get)
+            r->status = KX_HTTP_SLOW;
+        else
+            reply_json(r, 405, "error", "method not allowed: GET to query, POST a Falco alert",
+                       NULL, NULL);
         return;
     }
     if (strcmp(req->path, "/test") == 0) {
@@ -122,36 +262,49 @@ static void api_on_request(void *ctx, const struct kx_http_req *req, struct kx_h
             reply_json(r, 405, "error", "method not allowed: POST /test", NULL, NULL);
         return;
     }
-    if (!get) {
-        reply_json(r, strcmp(req->path, "/healthz") && strcmp(req->path, "/metrics") &&
-                              strcmp(req->path, "/ping")
-                          ? 404
-                          : 405,
-                   "error", "not found or method not allowed", NULL, NULL);
+    if (strcmp(req->path, "/ui") == 0 || strncmp(req->path, "/ui/", 4) == 0) {
+        if (!get)
+            reply_json(r, 405, "error", "method not allowed", NULL, NULL);
+        else if (!h->cfg.http_ui)
+            reply_json(r, 404, "error", "the web UI is turned off (http.ui)", NULL, NULL);
+        else
+            kx_ui_serve(h->cfg.http_ui_dir, req, r);
         return;
     }
-    if (strcmp(req->path, "/healthz") == 0) {
-        bool ok = kx_bus_connected(h->bus);
-        reply_json(r, ok ? 200 : 503, "status", ok ? "ok" : "degraded", "nats",
-                   ok ? "connected" : "disconnected");
-    } else if (strcmp(req->path, "/ping") == 0) {
-        r->status = 200;
-        r->content_type = "text/plain";
-        kx_buf_append(&r->body, "pong\n", 5);
-    } else if (strcmp(req->path, "/metrics") == 0) {
+    if (get && strcmp(req->path, "/metrics") == 0) {
         r->status = 200;
         r->content_type = "text/plain; version=0.0.4";
         if (kx_metrics_render(&h->metrics, &r->body))
             r->status = 500;
-    } else {
-        reply_json(r, 404, "error", "not found", NULL, NULL);
+        return;
     }
+    if (api_is_slow(req->path)) {
+        if (get)
+            r->status = KX_HTTP_SLOW;
+        else
+            reply_json(r, 405, "error", "method not allowed: GET", NULL, NULL);
+        return;
+    }
+    reply_json(r, get ? 404 : 405, "error", get ? "not found" : "not found or method not allowed",
+               NULL, NULL);
 }
 
 int kx_api_start(struct kx_hub *h, char *err, size_t errlen)
 {
-    h->http = kx_http_start(h->cfg.http_listen, (int)h->cfg.http_port,
-                            (size_t)h->cfg.http_max_body, api_on_request, h, err, errlen);
+    struct kx_http_opts o = {
+        .addr = h->cfg.http_listen,
+        .port = (int)h->cfg.http_port,
+        .max_body = (size_t)h->cfg.http_max_body,
+        .handler = api_on_request,
+        .slow_handler = api_on_slow,
+        .workers = (int)h->cfg.http_workers,
+        .ws = &kx_live_ws_ops,
+        .tls_cert = h->cfg.http_tls_cert,
+        .tls_key = h->cfg.http_tls_key,
+        .ctx = h,
+    };
+
+    h->http = kx_http_start_opts(&o, err, errlen);
     return h->http ? 0 : -EADDRINUSE;
 }
 

@@ -41,14 +41,34 @@ static const struct kx_opt http_opts[] = {
     {"listen", KX_OPT_STR, "0.0.0.0", C(http_listen), 0, "address to bind"},
     {"port", KX_OPT_INT, "2801", C(http_port), 0, "HTTP port (Falcosidekick's)"},
     {"max_body", KX_OPT_SIZE, "1MiB", C(http_max_body), 0, "largest accepted request body"},
+    {"token", KX_OPT_STR, NULL, C(http_token), KX_OPT_SECRET,
+     "bearer token for the API, UI and WebSocket (unset, with no basic auth: open)"},
+    {"basic_user", KX_OPT_STR, NULL, C(http_basic_user), 0, "HTTP basic auth user"},
+    {"basic_password", KX_OPT_STR, NULL, C(http_basic_password), KX_OPT_SECRET,
+     "HTTP basic auth password"},
+    {"ingest_token", KX_OPT_STR, NULL, C(http_ingest_token), KX_OPT_SECRET,
+     "bearer token for alert ingest (unset: ingest is open, as in Falcosidekick)"},
+    {"cors_origins", KX_OPT_STRLIST, NULL, C(http_cors_origins), 0,
+     "origins allowed cross-origin, or *; empty = CORS off"},
+    {"session_ttl", KX_OPT_DURATION, "12h", C(http_session_ttl), 0,
+     "lifetime of a browser session cookie"},
+    {"tls_cert", KX_OPT_STR, NULL, C(http_tls_cert), 0, "PEM certificate (chain): serve HTTPS"},
+    {"tls_key", KX_OPT_STR, NULL, C(http_tls_key), 0, "PEM private key of tls_cert"},
+    {"ui", KX_OPT_BOOL, "true", C(http_ui), 0, "serve the web UI under /ui/"},
+    {"ui_dir", KX_OPT_STR, NULL, C(http_ui_dir), 0,
+     "serve the UI from this directory instead of the copy built into the binary"},
+    {"ws_buffer", KX_OPT_INT, "8192", C(http_ws_buffer), 0,
+     "live events kept for WebSocket clients; one further behind is skipped ahead"},
+    {"ws_slow", KX_OPT_STR, "skip", C(http_ws_slow), 0,
+     "a WebSocket client that falls behind: skip (ahead, telling it) or drop"},
+    {"workers", KX_OPT_INT, "2", C(http_workers), 0, "threads answering API queries"},
     {0},
 };
 
 static const struct kx_opt hub_opts[] = {
     {"name", KX_OPT_STR, "", C(hub_name), 0, "replica name (default: hostname)"},
     {"fetch_batch", KX_OPT_INT, "128", C(fetch_batch), 0, "raw alerts fetched per pull"},
-    {"publish_timeout", KX_OPT_DURATION, "5s", C(publish_timeout), 0,
-     "wait for a JetStream ack"},
+    {"publish_timeout", KX_OPT_DURATION, "5s", C(publish_timeout), 0, "wait for a JetStream ack"},
     {"ack_wait", KX_OPT_DURATION, "30s", C(ack_wait), 0,
      "raw alerts held by a replica that died are redelivered after this"},
     {0},
@@ -76,12 +96,9 @@ static const struct {
     const struct kx_opt *opts;
     const char *env;
 } sections[] = {
-    {"log", log_opts, "LOG"},
-    {"nats", nats_opts, "NATS"},
-    {"http", http_opts, "HTTP"},
-    {"hub", hub_opts, "HUB"},
-    {"dedupe", dedupe_opts, "DEDUPE"},
-    {"respond", respond_opts, "RESPOND"},
+    {"log", log_opts, "LOG"},          {"nats", nats_opts, "NATS"},
+    {"http", http_opts, "HTTP"},       {"hub", hub_opts, "HUB"},
+    {"dedupe", dedupe_opts, "DEDUPE"}, {"respond", respond_opts, "RESPOND"},
 };
 
 static bool is_section(const char *key)
@@ -117,8 +134,7 @@ static void check_outputs(const struct kx_hub_config *c, struct kx_diag *d)
         kx_output_instance_release(&inst);
     }
     if (n > KX_METRICS_MAX_OUTPUTS)
-        kx_diag_add(d, seq, "at most %d outputs are supported, got %zu", KX_METRICS_MAX_OUTPUTS,
-                    n);
+        kx_diag_add(d, seq, "at most %d outputs are supported, got %zu", KX_METRICS_MAX_OUTPUTS, n);
 }
 
 int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag *d)
@@ -140,8 +156,10 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
     if (root) {
         for (const struct kx_config_node *k = root->child; k; k = k->next)
             if (!is_section(k->key))
-                kx_diag_add(d, k, "unknown section \"%s\" (want log, nats, http, hub, dedupe, "
-                                  "outputs, respond, responders)", k->key);
+                kx_diag_add(d, k,
+                            "unknown section \"%s\" (want log, nats, http, hub, dedupe, "
+                            "outputs, respond, responders)",
+                            k->key);
     }
     for (size_t i = 0; i < KX_ARRAY_SIZE(sections); i++) {
         const struct kx_config_node *sec = root ? kx_config_get(root, sections[i].key) : NULL;
@@ -162,11 +180,23 @@ int kx_hub_config_load(struct kx_hub_config *c, const char *path, struct kx_diag
         kx_diag_add(d, NULL, "log.format: want text or json, got \"%s\"", c->log_format);
     if (c->http_port < 0 || c->http_port > 65535)
         kx_diag_add(d, NULL, "http.port: %lld is not a TCP port", (long long)c->http_port);
+    if ((c->http_tls_cert != NULL) != (c->http_tls_key != NULL))
+        kx_diag_add(d, NULL, "http.tls_cert and http.tls_key go together");
+    if ((c->http_basic_user != NULL) != (c->http_basic_password != NULL))
+        kx_diag_add(d, NULL, "http.basic_user and http.basic_password go together");
+    if (c->http_ws_buffer < 64 || c->http_ws_buffer > 1048576)
+        kx_diag_add(d, NULL, "http.ws_buffer: want 64..1048576, got %lld",
+                    (long long)c->http_ws_buffer);
+    if (c->http_ws_slow && strcmp(c->http_ws_slow, "skip") && strcmp(c->http_ws_slow, "drop"))
+        kx_diag_add(d, NULL, "http.ws_slow: want skip or drop, got \"%s\"", c->http_ws_slow);
+    if (c->http_workers < 1 || c->http_workers > 16)
+        kx_diag_add(d, NULL, "http.workers: want 1..16, got %lld", (long long)c->http_workers);
+    if (c->http_session_ttl < KX_NSEC_PER_SEC)
+        kx_diag_add(d, NULL, "http.session_ttl: must be at least 1s");
     if (c->replicas < 1 || c->replicas > 5)
         kx_diag_add(d, NULL, "nats.replicas: want 1..5, got %lld", (long long)c->replicas);
     if (c->fetch_batch < 1 || c->fetch_batch > 4096)
-        kx_diag_add(d, NULL, "hub.fetch_batch: want 1..4096, got %lld",
-                    (long long)c->fetch_batch);
+        kx_diag_add(d, NULL, "hub.fetch_batch: want 1..4096, got %lld", (long long)c->fetch_batch);
     if (c->dedupe_enabled && c->dedupe_keys.n == 0)
         kx_diag_add(d, NULL, "dedupe.keys: at least one field is needed when dedupe is on");
     if (c->dedupe_enabled && c->dedupe_window < KX_NSEC_PER_SEC)

@@ -16,6 +16,7 @@
 
 #include "dedupe.h"
 #include "fanout.h"
+#include "http.h"
 #include "hub.h"
 #include "log.h"
 #include "util.h"
@@ -28,8 +29,7 @@ static const struct kx_opt common_opts[] = {
     {"enabled", KX_OPT_BOOL, "true", O(enabled), 0, "turn the output on or off"},
     {"minimumpriority", KX_OPT_PRIORITY, "debug", O(minimumpriority), 0,
      "deliver alerts at least this severe"},
-    {"max_deliver", KX_OPT_INT, "10", O(max_deliver), 0,
-     "delivery attempts before dead-lettering"},
+    {"max_deliver", KX_OPT_INT, "10", O(max_deliver), 0, "delivery attempts before dead-lettering"},
     {"backoff", KX_OPT_STRLIST, "1s,2s,5s,10s,30s,1m", O(backoff), 0,
      "delays between attempts (the last repeats)"},
     {"ack_wait", KX_OPT_DURATION, "30s", O(ack_wait), 0,
@@ -120,8 +120,8 @@ int kx_output_instance_init(struct kx_output_instance *inst, const struct kx_con
     size_t max_batch = inst->ops->max_batch ? inst->ops->max_batch : 1;
     if (c->batch_size < 0 || (size_t)c->batch_size > max_batch)
         kx_diag_add(d, kx_config_get(map, "batch_size"),
-                    "batch_size: output type %s takes 1..%zu alerts per request",
-                    inst->ops->name, max_batch);
+                    "batch_size: output type %s takes 1..%zu alerts per request", inst->ops->name,
+                    max_batch);
     if (c->batch_size == 0)
         c->batch_size = (int64_t)max_batch;
     if (c->ack_wait < KX_NSEC_PER_SEC)
@@ -199,41 +199,51 @@ int64_t kx_output_backoff(const struct kx_output_instance *inst, uint64_t delive
 
 /* One fetched batch that passed the filters, for the sender. */
 struct out_job {
-    natsMsg **msgs;                      /* owned, and each message */
-    struct kx_alert **alerts;            /* owned, and each alert */
+    natsMsg **msgs;           /* owned, and each message */
+    struct kx_alert **alerts; /* owned, and each alert */
     size_t n;
-    int64_t touched;                     /* monotonic ns: fetched, or last marked in progress */
+    int64_t touched; /* monotonic ns: fetched, or last marked in progress */
 };
 
 struct out_worker {
-    struct kx_hub *hub;                  /* borrowed */
-    struct kx_output_instance inst;      /* owned */
-    struct kx_output out;                /* the plugin's view */
-    struct kx_output_metrics *m;         /* borrowed from hub->metrics */
-    natsSubscription *sub;               /* owned, used only by the fetcher */
+    struct kx_hub *hub;             /* borrowed */
+    struct kx_output_instance inst; /* owned */
+    struct kx_output out;           /* the plugin's view */
+    struct kx_output_metrics *m;    /* borrowed from hub->metrics */
+    natsSubscription *sub;          /* owned, used only by the fetcher */
     char durable[96];
-    char dl_subject[128];                /* klaxon.deadletter.<name> */
-    pthread_t thread, sender;            /* kx-out-<name> fetches, kx-snd-<name> delivers */
+    char dl_subject[128];     /* klaxon.deadletter.<name> */
+    pthread_t thread, sender; /* kx-out-<name> fetches, kx-snd-<name> delivers */
     bool started, sender_started;
     /* Fetched and parsed batches waiting for the sender: the next batch is
      * fetched while the endpoint answers the last one. */
     pthread_mutex_t qlock;
-    pthread_cond_t qcond;                /* signalled on push, pop and done */
-    struct out_job *q[QUEUE_DEPTH];                /* under qlock; FIFO of QUEUE_DEPTH */
-    size_t qhead, qlen;                  /* under qlock */
-    bool fetch_done;                     /* under qlock: the fetcher has exited */
+    pthread_cond_t qcond;           /* signalled on push, pop and done */
+    struct out_job *q[QUEUE_DEPTH]; /* under qlock; FIFO of QUEUE_DEPTH */
+    size_t qhead, qlen;             /* under qlock */
+    bool fetch_done;                /* under qlock: the fetcher has exited */
     /* What deliver() asked to hold (KX_OUTPUT_HOLD), oldest first: the
      * messages stay un-acked until flush() settles them. Worker thread only. */
-    natsMsg **held_msgs;                 /* owned, and each message */
-    struct kx_alert **held;              /* owned, and each alert */
+    natsMsg **held_msgs;    /* owned, and each message */
+    struct kx_alert **held; /* owned, and each alert */
     size_t nheld, held_cap;
-    int64_t held_touched;                /* monotonic ns of the last in-progress */
+    int64_t held_touched; /* monotonic ns of the last in-progress */
+    /* The outcome of the last delivery attempt, for GET /api/v1/outputs:
+     * written by the sender (health_note), read by API workers. */
+    pthread_mutex_t hlock;   /* initialised before w counts in f->n */
+    bool failing;            /* under hlock: the last attempt failed */
+    int64_t last_success;    /* under hlock: ns since the epoch, 0 = never */
+    int64_t last_error_time; /* under hlock: ns since the epoch, 0 = never */
+    char last_error[256];    /* under hlock: "" = never */
 };
 
 struct kx_fanout {
-    struct out_worker *w;                /* owned array */
+    struct out_worker *w; /* owned array */
     size_t n;
+    atomic_size_t ready; /* w[0..ready) are set up: what the API may read */
 };
+
+static void health_note(struct out_worker *w, int rc);
 
 /* Sleeps up to ns, waking early when the hub stops. */
 static void nap(struct kx_hub *h, int64_t ns)
@@ -243,8 +253,8 @@ static void nap(struct kx_hub *h, int64_t ns)
         int64_t left = end - kx_monotonic_ns();
         if (left <= 0)
             break;
-        usleep((useconds_t)((left > 100 * KX_NSEC_PER_MSEC ? 100 * KX_NSEC_PER_MSEC : left) /
-                            1000));
+        usleep(
+            (useconds_t)((left > 100 * KX_NSEC_PER_MSEC ? 100 * KX_NSEC_PER_MSEC : left) / 1000));
     }
 }
 
@@ -267,8 +277,8 @@ static void dead_letter(struct out_worker *w, natsMsg *msg, const char *uuid, co
         return;
     }
     kx_metric_inc(w->m->deadlettered);
-    kx_warn("output %s: alert %s dead-lettered to %s: %s", w->inst.common.name,
-            uuid ? uuid : "?", w->dl_subject, reason);
+    kx_warn("output %s: alert %s dead-lettered to %s: %s", w->inst.common.name, uuid ? uuid : "?",
+            w->dl_subject, reason);
     natsMsg_Term(msg, NULL);
 }
 
@@ -302,8 +312,8 @@ static int64_t settle(struct out_worker *w, natsMsg **msgs, struct kx_alert **al
         kx_metric_inc(w->m->failed);
         uint64_t tries = delivered_count(msgs[i]);
         if (rc != -EAGAIN) {
-            dead_letter(w, msgs[i], alerts[i]->uuid, w->out.error[0] ? w->out.error
-                                                                       : "permanent failure");
+            dead_letter(w, msgs[i], alerts[i]->uuid,
+                        w->out.error[0] ? w->out.error : "permanent failure");
         } else if ((int64_t)tries >= w->inst.common.max_deliver) {
             char reason[400];
             snprintf(reason, sizeof(reason), "gave up after %llu attempts: %s",
@@ -393,6 +403,7 @@ static int64_t held_tick(struct out_worker *w, bool force)
         snprintf(w->out.error, sizeof(w->out.error), "plugin bug: flush() returned HOLD");
         rc = -EINVAL;
     }
+    health_note(w, rc);
     int64_t pause = settle(w, w->held_msgs, w->held, w->nheld, rc);
     held_clear(w, false);
     w->out.flush_at = 0;
@@ -437,8 +448,8 @@ static struct out_job *prepare(struct out_worker *w, natsMsg **all, size_t count
         const char *test = NULL;
 
         natsMsgHeader_Get(msg, KX_HDR_TEST, &test);
-        if (!test && (a->priority > w->inst.common.minimumpriority ||
-                      !kx_output_wants(&w->inst, a))) {
+        if (!test &&
+            (a->priority > w->inst.common.minimumpriority || !kx_output_wants(&w->inst, a))) {
             kx_metric_inc(w->m->filtered);
             natsMsg_Ack(msg, NULL);
             natsMsg_Destroy(msg);
@@ -517,6 +528,7 @@ static int64_t deliver_job(struct out_worker *w, struct out_job *job)
                     rc = -EAGAIN;
                 else
                     kx_metrics_latency(w->m, kx_monotonic_ns() - t0);
+                health_note(w, rc);
                 pause = settle(w, msgs + done, alerts + done, k, rc);
             }
         }
@@ -552,8 +564,8 @@ static int fetch(struct out_worker *w, natsMsg **out, int want, int64_t wait, na
 
         if (t < KX_NSEC_PER_MSEC)
             break;
-        natsStatus s = natsSubscription_Fetch(&list, w->sub, want - got,
-                                              t / KX_NSEC_PER_MSEC, &code);
+        natsStatus s =
+            natsSubscription_Fetch(&list, w->sub, want - got, t / KX_NSEC_PER_MSEC, &code);
         if (s != NATS_OK) {
             if (!got)
                 *status = s;
@@ -599,8 +611,7 @@ static struct out_job *queue_pop(struct out_worker *w, int64_t ns, bool *done)
         ts.tv_nsec -= KX_NSEC_PER_SEC;
     }
     pthread_mutex_lock(&w->qlock);
-    while (w->qlen == 0 && !w->fetch_done &&
-           pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == 0)
+    while (w->qlen == 0 && !w->fetch_done && pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == 0)
         ;
     if (w->qlen) {
         job = w->q[w->qhead];
@@ -734,8 +745,8 @@ static int worker_setup(struct out_worker *w, struct kx_hub *h, const struct kx_
          * dead-letters, so a message never silently stops being delivered. */
         .max_deliver = -1,
         /* a holding output keeps up to KX_OUTPUT_HOLD_MAX un-acked on purpose */
-        .max_ack_pending = (QUEUE_DEPTH + 3) * FETCH_MAX +
-                           (w->inst.ops->flush ? KX_OUTPUT_HOLD_MAX : 0),
+        .max_ack_pending =
+            (QUEUE_DEPTH + 3) * FETCH_MAX + (w->inst.ops->flush ? KX_OUTPUT_HOLD_MAX : 0),
     };
     if ((rc = kx_bus_ensure_consumer(h->bus, &cs, err, errlen)))
         return rc;
@@ -762,7 +773,8 @@ int kx_fanout_start(struct kx_hub *h, char *err, size_t errlen)
 
     if (!f)
         return -ENOMEM;
-    h->fanout = f;
+    /* API workers read h->fanout while this runs: publish it, then w[] via ready. */
+    __atomic_store_n(&h->fanout, f, __ATOMIC_RELEASE);
     if (h->cfg.outputs)
         for (const struct kx_config_node *it = h->cfg.outputs->child; it; it = it->next)
             n++;
@@ -773,6 +785,8 @@ int kx_fanout_start(struct kx_hub *h, char *err, size_t errlen)
          it = it->next) {
         struct out_worker *w = &f->w[f->n];
         int idx = atomic_load(&h->metrics.noutputs);
+
+        pthread_mutex_init(&w->hlock, NULL); /* w is counted in f->n from here on */
         if ((rc = worker_setup(w, h, it, idx, err, errlen))) {
             f->n++; /* so stop() releases it */
             return rc;
@@ -794,9 +808,9 @@ int kx_fanout_start(struct kx_hub *h, char *err, size_t errlen)
         }
         w->started = true;
         kx_info("output %s (%s) ready: consumer %s, minimumpriority %s", w->inst.common.name,
-                w->inst.ops->name, w->durable,
-                kx_priority_slug(w->inst.common.minimumpriority));
+                w->inst.ops->name, w->durable, kx_priority_slug(w->inst.common.minimumpriority));
     }
+    atomic_store(&f->ready, f->n);
     return 0;
 }
 
@@ -829,8 +843,144 @@ void kx_fanout_stop(struct kx_hub *h)
         free(w->held_msgs);
         free(w->held);
         kx_output_instance_release(&w->inst);
+        pthread_mutex_destroy(&w->hlock);
     }
     free(f->w);
     free(f);
     h->fanout = NULL;
+}
+
+/* ---------------------------------------------- GET /api/v1/outputs -- */
+
+#define OUTPUTS_LAGGING 1000     /* docs/api.md: more waiting than this is "lagging" */
+#define OUTPUTS_INFO_WAIT_MS 500 /* per consumer info request: an API answer, not a probe */
+
+/* Records the outcome of one deliver() or flush() call. Sender thread. */
+static void health_note(struct out_worker *w, int rc)
+{
+    int64_t now = kx_now_ns();
+
+    pthread_mutex_lock(&w->hlock);
+    w->failing = rc != 0;
+    if (rc == 0) {
+        w->last_success = now;
+    } else {
+        w->last_error_time = now;
+        snprintf(w->last_error, sizeof(w->last_error), "%s",
+                 w->out.error[0] ? w->out.error : strerror(-rc));
+    }
+    pthread_mutex_unlock(&w->hlock);
+}
+
+/* "key":"<RFC 3339>" or "key":null when ns is 0. */
+static int outputs_time(struct kx_buf *b, const char *key, int64_t ns)
+{
+    char t[40];
+
+    if (!ns)
+        return kx_buf_printf(b, ",\"%s\":null", key);
+    kx_time_format(ns, t, sizeof(t));
+    return kx_buf_printf(b, ",\"%s\":\"%s\"", key, t);
+}
+
+/*
+ * One output's entry. *ask is cleared when JetStream does not answer, so a
+ * NATS outage costs one timeout per request, not one per output.
+ */
+static int outputs_one(struct kx_hub *h, struct out_worker *w, bool *ask, struct kx_buf *b)
+{
+    jsConsumerInfo *ci = NULL;
+    bool failing;
+    int64_t last_success, last_error_time;
+    char last_error[sizeof(w->last_error)];
+    const char *status;
+    int rc;
+
+    if (*ask) {
+        jsOptions o;
+        jsErrCode code = 0;
+
+        jsOptions_Init(&o);
+        o.Wait = OUTPUTS_INFO_WAIT_MS;
+        natsStatus s = js_GetConsumerInfo(&ci, h->bus->js, KX_STREAM_EVENTS, w->durable, &o, &code);
+        if (s != NATS_OK) {
+            kx_debug("output %s: no consumer info for %s: %s", w->inst.common.name, w->durable,
+                     natsStatus_GetText(s));
+            *ask = s == NATS_NOT_FOUND; /* that consumer is gone, the others may be there */
+            ci = NULL;
+        }
+    }
+    pthread_mutex_lock(&w->hlock);
+    failing = w->failing;
+    last_success = w->last_success;
+    last_error_time = w->last_error_time;
+    memcpy(last_error, w->last_error, sizeof(last_error));
+    pthread_mutex_unlock(&w->hlock);
+
+    if (!ci)
+        status = "unknown";
+    else if (failing)
+        status = "failing";
+    else if (ci->NumPending > OUTPUTS_LAGGING)
+        status = "lagging";
+    else
+        status = "ok";
+    rc = kx_buf_append(b, "{\"name\":", 8);
+    if (rc == 0)
+        rc = kx_buf_json_str(b, w->inst.common.name);
+    if (rc == 0)
+        rc = kx_buf_printf(b, ",\"type\":\"%s\",\"status\":\"%s\"", w->inst.ops->name, status);
+    if (rc == 0 && ci)
+        rc = kx_buf_printf(b, ",\"lag\":%llu,\"ack_pending\":%lld,\"redelivered\":%lld",
+                           (unsigned long long)ci->NumPending, (long long)ci->NumAckPending,
+                           (long long)ci->NumRedelivered);
+    else if (rc == 0)
+        rc = kx_buf_printf(b, ",\"lag\":null,\"ack_pending\":null,\"redelivered\":null");
+    if (rc == 0)
+        rc = kx_buf_printf(b, ",\"delivered\":%llu,\"failed\":%llu,\"deadlettered\":%llu",
+                           (unsigned long long)atomic_load(&w->m->delivered),
+                           (unsigned long long)atomic_load(&w->m->failed),
+                           (unsigned long long)atomic_load(&w->m->deadlettered));
+    if (rc == 0)
+        rc = outputs_time(b, "last_success", last_success);
+    if (rc == 0)
+        rc = kx_buf_append(b, ",\"last_error\":", 14);
+    if (rc == 0)
+        rc = last_error[0] ? kx_buf_json_str(b, last_error) : kx_buf_append(b, "null", 4);
+    if (rc == 0)
+        rc = outputs_time(b, "last_error_time", last_error_time);
+    if (rc == 0)
+        rc = kx_buf_append(b, "}", 1);
+    jsConsumerInfo_Destroy(ci);
+    return rc;
+}
+
+void kx_api_outputs(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r)
+{
+    struct kx_fanout *f = __atomic_load_n(&h->fanout, __ATOMIC_ACQUIRE);
+    size_t n = f ? atomic_load(&f->ready) : 0;
+    bool ask = kx_bus_connected(h->bus), first = true;
+    int rc = kx_buf_append(&r->body, "{\"outputs\":[", 12);
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct out_worker *w = &f->w[i];
+
+        if (!w->inst.common.enabled) /* no consumer, no worker */
+            continue;
+        if (!first)
+            rc = kx_buf_append(&r->body, ",", 1);
+        if (rc == 0)
+            rc = outputs_one(h, w, &ask, &r->body);
+        first = false;
+    }
+    if (rc == 0)
+        rc = kx_buf_append(&r->body, "]}\n", 3);
+    r->content_type = "application/json";
+    r->status = 200;
+    if (rc < 0) {
+        kx_buf_reset(&r->body);
+        r->status = 500;
+        kx_buf_printf(&r->body, "{\"error\":\"cannot build the /api/v1/outputs answer: %s\"}\n",
+                      strerror(-rc));
+    }
 }

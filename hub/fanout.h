@@ -76,4 +76,10 @@ int kx_fanout_start(struct kx_hub *h, char *err, size_t errlen);
 /* Joins the workers (after h->stopping is set): in-flight batches finish. */
 void kx_fanout_stop(struct kx_hub *h);
 
+struct kx_http_req;
+struct kx_http_resp;
+/* GET /api/v1/outputs (docs/api.md): health, lag and last error of every
+ * output consumer. Worker thread. */
+void kx_api_outputs(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r);
+
 #endif

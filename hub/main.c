@@ -20,26 +20,28 @@
 #include "fanout.h"
 #include "http.h"
 #include "httpc.h"
+#include "auth.h"
 #include "hub.h"
+#include "live.h"
+#include "stats.h"
 #include "log.h"
 #include "outputs.h"
 #include "respond.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: klaxon-hub [-c FILE] [--check-config] [--version] [--help]\n"
-            "\n"
-            "Klaxon's hub: ingests alerts from NATS JetStream (sensors) and HTTP (Falco\n"
-            "http_output), dedupes them cluster-wide and fans them out to outputs.\n"
-            "\n"
-            "  -c, --config FILE   configuration (default: config/hub.yaml)\n"
-            "      --check-config  validate the configuration, print every error, exit\n"
-            "  -V, --version       print the version\n"
-            "      --outputs-doc   print the outputs reference (docs/outputs.md)\n"
-            "  -h, --help          this help\n"
-            "\n"
-            "Output types:\n");
+    fprintf(out, "usage: klaxon-hub [-c FILE] [--check-config] [--version] [--help]\n"
+                 "\n"
+                 "Klaxon's hub: ingests alerts from NATS JetStream (sensors) and HTTP (Falco\n"
+                 "http_output), dedupes them cluster-wide and fans them out to outputs.\n"
+                 "\n"
+                 "  -c, --config FILE   configuration (default: config/hub.yaml)\n"
+                 "      --check-config  validate the configuration, print every error, exit\n"
+                 "  -V, --version       print the version\n"
+                 "      --outputs-doc   print the outputs reference (docs/outputs.md)\n"
+                 "  -h, --help          this help\n"
+                 "\n"
+                 "Output types:\n");
     for (int i = 0; kx_output_registry[i]; i++) {
         fprintf(out, "  %-10s %s\n", kx_output_registry[i]->name,
                 kx_output_registry[i]->desc ? kx_output_registry[i]->desc : "");
@@ -83,12 +85,9 @@ static void outputs_doc(FILE *out)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {"outputs-doc", no_argument, NULL, 'O'},
-        {0},
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"outputs-doc", no_argument, NULL, 'O'},  {0},
     };
     const char *path = "config/hub.yaml";
     bool check = false;
@@ -168,10 +167,12 @@ int main(int argc, char **argv)
         kx_error("%s", err);
         goto out;
     }
-    if (kx_bus_ensure_all_streams(h->bus, (int)h->cfg.replicas, h->cfg.alerts_max_age,
+    if (!(h->auth = kx_auth_new(&h->cfg, err, sizeof(err))) || !(h->stats = kx_stats_new()) ||
+        kx_bus_ensure_all_streams(h->bus, (int)h->cfg.replicas, h->cfg.alerts_max_age,
                                   h->cfg.events_max_age, err, sizeof(err)) ||
-        kx_api_start(h, err, sizeof(err)) || kx_dedupe_start(h, err, sizeof(err)) ||
-        kx_fanout_start(h, err, sizeof(err)) || kx_ingest_start(h, err, sizeof(err))) {
+        kx_live_start(h, err, sizeof(err)) || kx_api_start(h, err, sizeof(err)) ||
+        kx_dedupe_start(h, err, sizeof(err)) || kx_fanout_start(h, err, sizeof(err)) ||
+        kx_ingest_start(h, err, sizeof(err))) {
         kx_error("%s", err);
         atomic_store(&h->stopping, true);
         goto out;
@@ -190,10 +191,10 @@ int main(int argc, char **argv)
     }
     kx_info("klaxon-hub %s (%s) running: NATS %s, HTTP %s:%d, dedupe %s (window %llds), "
             "%d output%s",
-            KX_VERSION, h->cfg.hub_name, h->cfg.nats_url, h->cfg.http_listen,
-            kx_http_port(h->http), h->cfg.dedupe_enabled ? "on" : "off",
-            (long long)(h->cfg.dedupe_window / KX_NSEC_PER_SEC),
-            atomic_load(&h->metrics.noutputs), atomic_load(&h->metrics.noutputs) == 1 ? "" : "s");
+            KX_VERSION, h->cfg.hub_name, h->cfg.nats_url, h->cfg.http_listen, kx_http_port(h->http),
+            h->cfg.dedupe_enabled ? "on" : "off",
+            (long long)(h->cfg.dedupe_window / KX_NSEC_PER_SEC), atomic_load(&h->metrics.noutputs),
+            atomic_load(&h->metrics.noutputs) == 1 ? "" : "s");
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -203,11 +204,14 @@ int main(int argc, char **argv)
 
 out:
     kx_api_stop(h);
+    kx_live_stop(h);
     kx_respond_stop(h);
     kx_ingest_stop(h);
     kx_dedupe_stop(h);
     kx_fanout_stop(h);
     kx_bus_close(h->bus);
+    kx_stats_free(h->stats);
+    kx_auth_free(h->auth);
     kx_httpc_global_cleanup();
     kx_hub_config_free(&h->cfg);
     if (rc == 0)

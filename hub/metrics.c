@@ -9,7 +9,7 @@
 #include "metrics.h"
 
 /* Bucket upper bounds, ms: from a local sink to a slow SaaS API. */
-static const double kx_latency_bounds_ms[KX_LATENCY_BUCKETS] = {1,   2.5,  5,    10,   25,   50,
+static const double kx_latency_bounds_ms[KX_LATENCY_BUCKETS] = {1,   2.5, 5,   10,   25,   50,
                                                                 100, 250, 500, 1000, 2500, 10000};
 
 void kx_metrics_latency(struct kx_output_metrics *o, int64_t ns)
@@ -27,8 +27,8 @@ void kx_metrics_latency(struct kx_output_metrics *o, int64_t ns)
 
 static int counter(struct kx_buf *b, const char *name, const char *help, uint64_t v)
 {
-    return kx_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help,
-                         name, name, v);
+    return kx_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name,
+                         name, v);
 }
 
 #define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
@@ -38,10 +38,11 @@ int kx_metrics_render(const struct kx_metrics *m, struct kx_buf *b)
     int rc = 0;
     int n = atomic_load(&((struct kx_metrics *)m)->noutputs);
 
-    rc |= kx_buf_printf(b, "# HELP klaxon_alerts_received_total Raw alerts received.\n"
-                           "# TYPE klaxon_alerts_received_total counter\n"
-                           "klaxon_alerts_received_total{source=\"nats\"} %" PRIu64 "\n"
-                           "klaxon_alerts_received_total{source=\"http\"} %" PRIu64 "\n",
+    rc |= kx_buf_printf(b,
+                        "# HELP klaxon_alerts_received_total Raw alerts received.\n"
+                        "# TYPE klaxon_alerts_received_total counter\n"
+                        "klaxon_alerts_received_total{source=\"nats\"} %" PRIu64 "\n"
+                        "klaxon_alerts_received_total{source=\"http\"} %" PRIu64 "\n",
                         LOAD(m->received_nats), LOAD(m->received_http));
     rc |= counter(b, "klaxon_alerts_accepted_total", "Alerts accepted after dedupe.",
                   LOAD(m->accepted));
@@ -49,12 +50,13 @@ int kx_metrics_render(const struct kx_metrics *m, struct kx_buf *b)
                   LOAD(m->deduped));
     rc |= counter(b, "klaxon_alerts_aggregates_total", "Aggregate alerts emitted.",
                   LOAD(m->aggregates));
-    rc |= kx_buf_printf(b, "# HELP klaxon_alerts_rejected_total Invalid alerts rejected.\n"
-                           "# TYPE klaxon_alerts_rejected_total counter\n"
-                           "klaxon_alerts_rejected_total{reason=\"invalid\"} %" PRIu64 "\n"
-                           "klaxon_alerts_rejected_total{reason=\"too_large\"} %" PRIu64 "\n",
-                        LOAD(m->rejected[KX_REJECT_INVALID]),
-                        LOAD(m->rejected[KX_REJECT_TOO_LARGE]));
+    rc |=
+        kx_buf_printf(b,
+                      "# HELP klaxon_alerts_rejected_total Invalid alerts rejected.\n"
+                      "# TYPE klaxon_alerts_rejected_total counter\n"
+                      "klaxon_alerts_rejected_total{reason=\"invalid\"} %" PRIu64 "\n"
+                      "klaxon_alerts_rejected_total{reason=\"too_large\"} %" PRIu64 "\n",
+                      LOAD(m->rejected[KX_REJECT_INVALID]), LOAD(m->rejected[KX_REJECT_TOO_LARGE]));
     rc |= counter(b, "klaxon_publish_errors_total", "Failed publishes to JetStream (retried).",
                   LOAD(m->publish_errors));
     rc |= counter(b, "klaxon_dedupe_errors_total", "Dedupe store errors (alert retried).",
@@ -62,6 +64,16 @@ int kx_metrics_render(const struct kx_metrics *m, struct kx_buf *b)
     rc |= counter(b, "klaxon_dedupe_timer_overflow_total",
                   "Windows left to the periodic sweep because the timer queue was full.",
                   LOAD(m->dedupe_timer_overflow));
+    rc |= counter(b, "klaxon_live_events_total",
+                  "Events put in the live feed for WebSocket clients.", LOAD(m->live_events));
+    rc |= kx_buf_printf(b,
+                        "# HELP klaxon_ws_clients WebSocket clients connected.\n"
+                        "# TYPE klaxon_ws_clients gauge\nklaxon_ws_clients %" PRId64 "\n",
+                        (int64_t)atomic_load(&((struct kx_metrics *)m)->ws_clients));
+    rc |= counter(b, "klaxon_ws_skipped_events_total",
+                  "Events slow WebSocket clients missed (skipped ahead).", LOAD(m->ws_skipped));
+    rc |= counter(b, "klaxon_ws_dropped_clients_total",
+                  "Slow WebSocket clients closed (http.ws_slow: drop).", LOAD(m->ws_dropped));
 
     static const struct {
         const char *name, *help;
@@ -102,8 +114,7 @@ int kx_metrics_render(const struct kx_metrics *m, struct kx_buf *b)
             b,
             "klaxon_output_delivery_seconds_sum{output=\"%s\"} %.6f\n"
             "klaxon_output_delivery_seconds_count{output=\"%s\"} %" PRIu64 "\n",
-            o->name,
-            (double)atomic_load_explicit(&o->latency_sum_us, memory_order_relaxed) / 1e6,
+            o->name, (double)atomic_load_explicit(&o->latency_sum_us, memory_order_relaxed) / 1e6,
             o->name, (uint64_t)atomic_load_explicit(&o->latency_count, memory_order_relaxed));
     }
     for (size_t k = 0; k < KX_ARRAY_SIZE(outs); k++) {

@@ -21,12 +21,12 @@ enum kx_reject_reason {
 };
 
 struct kx_output_metrics {
-    char name[64];                 /* set before the output's thread starts */
+    char name[64]; /* set before the output's thread starts */
     atomic_uint_fast64_t delivered;
     atomic_uint_fast64_t retried;
-    atomic_uint_fast64_t failed;         /* deliveries that did not succeed */
+    atomic_uint_fast64_t failed; /* deliveries that did not succeed */
     atomic_uint_fast64_t deadlettered;
-    atomic_uint_fast64_t filtered;       /* below minimumpriority */
+    atomic_uint_fast64_t filtered; /* below minimumpriority */
     /* deliver() call durations (one per request, batch or single alert) */
     atomic_uint_fast64_t latency_bucket[KX_LATENCY_BUCKETS + 1]; /* non-cumulative */
     atomic_uint_fast64_t latency_sum_us;
@@ -46,6 +46,10 @@ struct kx_metrics {
     atomic_uint_fast64_t publish_errors;
     atomic_uint_fast64_t dedupe_errors;
     atomic_uint_fast64_t dedupe_timer_overflow;
+    atomic_uint_fast64_t live_events; /* events put in the live feed's ring */
+    atomic_int_fast64_t ws_clients;   /* WebSocket clients connected now */
+    atomic_uint_fast64_t ws_skipped;  /* events slow WebSocket clients missed */
+    atomic_uint_fast64_t ws_dropped;  /* slow WebSocket clients closed (ws_slow: drop) */
     struct kx_output_metrics outputs[KX_METRICS_MAX_OUTPUTS];
     atomic_int noutputs;
 };

@@ -106,16 +106,16 @@ struct http_conn {
 /* A request handed to the workers: owned copies of what the handler reads,
  * and the response they fill. */
 struct http_job {
-    uint64_t id;                /* matches http_conn.job_id while the client waits */
-    struct kx_http_req req;     /* strings below */
-    char *strs;                 /* owned: one block holding every req string */
+    uint64_t id;            /* matches http_conn.job_id while the client waits */
+    struct kx_http_req req; /* strings below */
+    char *strs;             /* owned: one block holding every req string */
     struct kx_http_resp resp;
     struct http_job *next;
 };
 
 /* Connections waiting for a worker's answer: job id -> wsi (kx-http thread). */
 struct http_waiter {
-    uint64_t id;                /* 0 = free slot */
+    uint64_t id; /* 0 = free slot */
     struct lws *wsi;
 };
 
@@ -141,14 +141,14 @@ struct kx_http_server {
     struct http_job *done;               /* answered, for the loop (jobs_lock) */
     pthread_t workers[HTTP_WORKERS_MAX];
     int nworkers;
-    uint64_t next_job_id;                          /* kx-http thread */
+    uint64_t next_job_id;                                          /* kx-http thread */
     struct http_waiter waiters[HTTP_QUEUE_MAX + HTTP_WORKERS_MAX]; /* kx-http thread */
     /* WebSocket wake-ups. */
-    atomic_bool wake_pending;  /* set by kx_http_wake, cleared by the loop */
+    atomic_bool wake_pending;         /* set by kx_http_wake, cleared by the loop */
     lws_sorted_usec_list_t flush_sul; /* kx-http thread: a deferred ws->wake */
-    bool flush_scheduled;      /* kx-http thread */
-    int64_t last_flush;        /* kx-http thread: monotonic ns of the last ws->wake */
-    struct http_conn scratch;  /* kx-http thread: a WebSocket handshake's headers */
+    bool flush_scheduled;             /* kx-http thread */
+    int64_t last_flush;               /* kx-http thread: monotonic ns of the last ws->wake */
+    struct http_conn scratch;         /* kx-http thread: a WebSocket handshake's headers */
 };
 
 /* The methods lws's parser knows (LWS_WITH_HTTP_UNCOMMON_HEADERS is on in
@@ -266,9 +266,8 @@ static void http_job_free(struct http_job *j)
 /* kx-http thread: copies req for a worker. NULL on OOM. */
 static struct http_job *http_job_new(const struct kx_http_req *req)
 {
-    const char *src[] = {req->path,   req->query,  req->content_type, req->authorization,
-                         req->peer,   req->cookie, req->origin,       req->host,
-                         req->accept};
+    const char *src[] = {req->path,   req->query,  req->content_type, req->authorization, req->peer,
+                         req->cookie, req->origin, req->host,         req->accept};
     const char **dst[KX_ARRAY_SIZE(src)];
     struct http_job *j = calloc(1, sizeof(*j));
     size_t total = req->body_len + 1, off = 0;
@@ -764,13 +763,20 @@ static int http_on_raw(struct lws *wsi, enum lws_callback_reasons reason, struct
 static const char *http_reason(int status)
 {
     switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 
@@ -1005,6 +1011,9 @@ static int http_on_event(struct lws *wsi, enum lws_callback_reasons reason, void
         http_conn_release(c);
         c->ws_conn = lws_get_opaque_user_data(wsi);
         c->state = HTTP_WS;
+        s = lws_context_user(lws_get_context(wsi));
+        if (s->ws->open)
+            s->ws->open(s->ctx, c->ws_conn, (struct kx_ws *)wsi);
         lws_callback_on_writable(wsi); /* the handler may have a greeting */
         return 0;
 
@@ -1153,16 +1162,18 @@ struct kx_http_server *kx_http_start_opts(const struct kx_http_opts *o, char *er
 
     if (addr == NULL || addr[0] == '\0')
         addr = "0.0.0.0";
-    if (port < 0 || port > 65535 || o->handler == NULL || max_body == 0 ||
-        o->workers < 0 || o->workers > HTTP_WORKERS_MAX ||
+    if (port < 0 || port > 65535 || o->handler == NULL || max_body == 0 || o->workers < 0 ||
+        o->workers > HTTP_WORKERS_MAX ||
         (o->ws && (!o->ws->message || !o->ws->writeable || !o->ws->close || !o->ws->wake))) {
         snprintf(err, errlen, "cannot listen on %s:%d: invalid arguments", addr, port);
         errno = EINVAL;
         return NULL;
     }
     if (tls != (o->tls_key && *o->tls_key)) {
-        snprintf(err, errlen, "cannot listen on %s:%d: a TLS certificate needs its key and "
-                 "a key its certificate", addr, port);
+        snprintf(err, errlen,
+                 "cannot listen on %s:%d: a TLS certificate needs its key and "
+                 "a key its certificate",
+                 addr, port);
         errno = EINVAL;
         return NULL;
     }
@@ -1205,8 +1216,8 @@ struct kx_http_server *kx_http_start_opts(const struct kx_http_opts *o, char *er
                       http_on_lws_log);
 
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
+    info.options =
+        LWS_SERVER_OPTION_EXPLICIT_VHOSTS | (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
     info.user = s;
     info.count_threads = 1;
     info.max_http_header_data = 8192;
@@ -1244,8 +1255,8 @@ struct kx_http_server *kx_http_start_opts(const struct kx_http_opts *o, char *er
     if (s->vhost == NULL || (s->port = lws_get_vhost_listen_port(s->vhost)) <= 0) {
         /* Lost a race for the port after the probe, or lws refused it. */
         if (http_probe(addr, port, &family, err, errlen) == 0)
-            snprintf(err, errlen, "cannot listen on %s:%d: libwebsockets could not %s", addr,
-                     port, tls ? "load the TLS certificate and key, or bind" : "bind");
+            snprintf(err, errlen, "cannot listen on %s:%d: libwebsockets could not %s", addr, port,
+                     tls ? "load the TLS certificate and key, or bind" : "bind");
         lws_context_destroy(s->lws);
         free(s);
         errno = EADDRINUSE;
@@ -1299,6 +1310,11 @@ void kx_http_wake(struct kx_http_server *s)
 {
     if (s && !atomic_exchange(&s->wake_pending, true))
         lws_cancel_service(s->lws);
+}
+
+void kx_ws_kill(struct kx_ws *ws)
+{
+    lws_set_timeout((struct lws *)ws, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 void kx_http_ws_writeable_all(struct kx_http_server *s)

@@ -15,7 +15,7 @@ PKGS=(
     nats-server
     # tests
     libcmocka-dev python3-pytest util-linux iproute2 openssl
-    python3-aiosmtpd rsyslog rsyslog-gnutls
+    python3-aiosmtpd rsyslog rsyslog-gnutls python3-websocket chromium
 )
 
 missing=()

@@ -57,7 +57,8 @@ cat <<EOF2
 
   Klaxon is running.
     NATS (JetStream)   nats://127.0.0.1:$NATS_PORT   (data in $work)
-    hub HTTP           http://127.0.0.1:$HTTP_PORT/   health: /healthz  metrics: /metrics
+    web UI             http://127.0.0.1:$HTTP_PORT/ui/
+    hub HTTP           http://127.0.0.1:$HTTP_PORT/   API: /api/v1/alerts  live: /ws  health: /healthz  metrics: /metrics
     alerts             printed below by the console output
   Try it:
     curl -s -XPOST localhost:$HTTP_PORT/ -d '{"rule":"Test","priority":"Warning","time":"$(date -u +%FT%TZ)","output":"hello"}'

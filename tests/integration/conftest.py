@@ -205,7 +205,7 @@ def scalar(v):
 
 
 class Hub:
-    def __init__(self, build, cfg, tmp, name):
+    def __init__(self, build, cfg, tmp, name, wait=True):
         self.build = build
         self.port = cfg["http"]["port"]
         self.url = "http://127.0.0.1:%d" % self.port
@@ -213,7 +213,7 @@ class Hub:
         self.cfg_path.write_text(yaml_dump(cfg) + "\n")
         self.log = Path(tmp) / ("%s.log" % name)
         self.proc = None
-        self.start()
+        self.start(wait)
 
     def start(self, wait=True):
         self.proc = subprocess.Popen([str(self.build / "bin" / "klaxon-hub"), "-c",
@@ -281,7 +281,7 @@ def hub(build, nats, sink, tmp_path):
     Default: one webhook output "hook" pointing at the sink, fast retries."""
     hubs = []
 
-    def make(outputs=None, dedupe=None, name=None, **sections):
+    def make(outputs=None, dedupe=None, name=None, wait=True, **sections):
         name = name or "hub%d" % (len(hubs) + 1)
         cfg = {
             "log": {"level": "debug"},
@@ -300,7 +300,7 @@ def hub(build, nats, sink, tmp_path):
                 cfg[k] = v
             else:
                 cfg.setdefault(k, {}).update(v)
-        h = Hub(build, cfg, tmp_path, name)
+        h = Hub(build, cfg, tmp_path, name, wait)
         hubs.append(h)
         return h
 
