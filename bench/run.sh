@@ -16,6 +16,7 @@ out=$(mktemp)
     /usr/bin/python3 bench/hub_throughput.py
     /usr/bin/python3 bench/outputs_throughput.py
     /usr/bin/python3 bench/respond_latency.py
+    /usr/bin/python3 bench/ws_fanout.py
     /usr/bin/python3 bench/sensor_latency.py
     /usr/bin/python3 bench/sensor_overhead.py
 } | tee "$out"

@@ -55,6 +55,22 @@ struct live_ev {
     size_t len;
 };
 
+/*
+ * Clients at the same position with the same filter (most often: none)
+ * want the same frame; the last one packed is kept so the next such
+ * client copies it instead of matching and printing every event again.
+ * Ring entries never change while held, so it stays right as long as the
+ * ring still holds its first event.
+ */
+struct live_frame {
+    bool valid;
+    uint64_t pos, end;    /* ring indexes it covers: [pos, end) */
+    uint64_t seen_seq;    /* stream sequence of the event at end - 1 */
+    uint64_t fkey;        /* the filter's hash (live_client.fkey) */
+    int n;                /* events in it; 0: none in [pos, end) matched */
+    struct kx_buf text;   /* the whole message */
+};
+
 struct live_slot {
     uint64_t hash; /* of the uuid; 0 = empty */
     uint64_t seq;
@@ -74,6 +90,7 @@ struct kx_live {
     bool cut_noted;      /* (nats thread) */
     bool drop_slow;      /* http.ws_slow == "drop" */
     struct live_client *clients; /* open WebSocket clients (kx-http thread only) */
+    struct live_frame last;      /* the last frame packed (kx-http thread only) */
     struct live_slot index[1u << LIVE_INDEX_BITS]; /* (lock) */
 };
 
@@ -83,6 +100,7 @@ struct live_client {
     struct live_client *prev, *next; /* kx_live.clients */
     struct kx_filter f;              /* owned */
     uint64_t pos;       /* next ring index to look at */
+    uint64_t fkey;      /* hash of the normalized filter: same key, same frames */
     uint64_t seen_seq;  /* stream sequence of the last event looked at */
     bool hello_sent;
     bool killed;             /* dropped for being slow, close() pending */
@@ -255,6 +273,7 @@ int kx_live_start(struct kx_hub *h, char *err, size_t errlen)
     l->cap = (size_t)h->cfg.http_ws_buffer;
     l->drop_slow = h->cfg.http_ws_slow && strcmp(h->cfg.http_ws_slow, "drop") == 0;
     pthread_mutex_init(&l->lock, NULL);
+    kx_buf_init(&l->last.text, KX_WS_TX_MAX);
 
     jsOptions_Init(&jo);
     jo.Wait = 5000;
@@ -315,6 +334,7 @@ void kx_live_stop(struct kx_hub *h)
     natsSubscription_Destroy(l->sub); /* waits for a callback in progress */
     while (l->head > l->tail)
         live_evict_oldest(l);
+    kx_buf_free(&l->last.text);
     pthread_mutex_destroy(&l->lock);
     free(l->ring);
     free(l);
@@ -373,6 +393,18 @@ static void live_ctl_filter(struct live_client *c, const char *type, uint64_t se
     live_ctl(c, o);
 }
 
+/* The filter's identity, from its normalized form. */
+static uint64_t live_filter_key(const struct kx_filter *f)
+{
+    cJSON *j = kx_filter_to_json(f);
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    uint64_t k = s ? kx_hash64(s, strlen(s), 0) : 0;
+
+    cJSON_Delete(j);
+    cJSON_free(s);
+    return k; /* 0 (out of memory) never matches: see live_ws_writeable */
+}
+
 void kx_live_ws_open(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r)
 {
     struct live_client *c;
@@ -400,6 +432,7 @@ void kx_live_ws_open(struct kx_hub *h, const struct kx_http_req *req, struct kx_
         return;
     }
     c->l = h->live;
+    c->fkey = live_filter_key(&c->f);
     pthread_mutex_lock(&c->l->lock);
     c->pos = c->l->head; /* from now on */
     c->seen_seq = c->l->last_seq;
@@ -452,6 +485,7 @@ static void live_ws_message(void *ctx, void *conn, const char *data, size_t len)
     }
     kx_filter_free(&c->f);
     c->f = nf;
+    c->fkey = live_filter_key(&c->f);
     live_ctl_filter(c, "filter", 0, false);
 out:
     cJSON_Delete(msg);
@@ -524,16 +558,36 @@ static int live_ws_writeable(void *ctx, void *conn, struct kx_buf *out)
                       missed, from, to);
         return 1;
     }
+    if (l->last.valid && l->last.pos == c->pos && l->last.fkey == c->fkey && c->fkey &&
+        l->tail <= l->last.pos) {
+        pthread_mutex_unlock(&l->lock);
+        c->pos = l->last.end;
+        c->seen_seq = l->last.seen_seq;
+        if (l->last.n == 0)
+            return 0;
+        return kx_buf_append(out, l->last.text.data, l->last.text.len) < 0 ? -1 : 1;
+    }
+    l->last.valid = false;
+    l->last.pos = c->pos;
     kx_buf_append(out, "{\"type\":\"events\",\"events\":[", 27);
     n = live_pack(c, out);
     pthread_mutex_unlock(&l->lock);
+    if (n > 0 && kx_buf_append(out, "]}", 2) < 0)
+        return -1;
+    kx_buf_reset(&l->last.text);
+    if (c->pos > l->last.pos &&
+        (n == 0 || kx_buf_append(&l->last.text, out->data + start, out->len - start) == 0)) {
+        l->last.valid = true;
+        l->last.end = c->pos;
+        l->last.seen_seq = c->seen_seq;
+        l->last.fkey = c->fkey;
+        l->last.n = n;
+    }
     if (n == 0) {
         out->len = start;
         out->data[start] = '\0';
         return 0;
     }
-    if (kx_buf_append(out, "]}", 2) < 0)
-        return -1;
     return 1;
 }
 
