@@ -227,14 +227,19 @@ bool kx_live_lookup(struct kx_live *l, const char *uuid, uint64_t *seq)
  * starts by sequence, because nats.c cannot recreate an ordered consumer
  * that was made by start time (after a NATS restart it keeps failing).
  */
-static uint64_t live_seq_at(struct kx_hub *h, int64_t t, uint64_t last)
+static uint64_t live_seq_at(struct kx_hub *h, int64_t t, const jsStreamState *st)
 {
     natsSubscription *sub = NULL;
     natsMsgList list = {0};
     jsMsgMetaData *meta = NULL;
     jsSubOptions so;
-    uint64_t seq = last + 1;
+    uint64_t seq = st->LastSeq + 1;
 
+    /* Nothing at or after t (an empty stream too): no consumer to wait on. */
+    if (st->Msgs == 0 || st->LastTime < t)
+        return seq;
+    if (st->FirstTime >= t)
+        return st->FirstSeq;
     jsSubOptions_Init(&so);
     so.Stream = KX_STREAM_EVENTS;
     so.Config.DeliverPolicy = js_DeliverByStartTime;
@@ -295,7 +300,7 @@ int kx_live_start(struct kx_hub *h, char *err, size_t errlen)
      * which nats.c recreates it from the last sequence seen: keep that
      * short. */
     so.Config.Heartbeat = LIVE_HEARTBEAT_NS;
-    so.Config.OptStartSeq = live_seq_at(h, now - LIVE_WINDOW_NS, si->State.LastSeq);
+    so.Config.OptStartSeq = live_seq_at(h, now - LIVE_WINDOW_NS, &si->State);
     if (si->State.LastSeq >= KX_LIVE_BACKFILL_MAX &&
         so.Config.OptStartSeq < si->State.LastSeq - KX_LIVE_BACKFILL_MAX + 1) {
         l->cut = true;

@@ -33,6 +33,7 @@
 #include "alert.h"
 #include "bus.h"
 #include "filter.h"
+#include "live.h"
 #include "log.h"
 #include "query.h"
 #include "util.h"
@@ -564,7 +565,7 @@ void kx_api_alert(struct kx_hub *h, const struct kx_http_req *req, struct kx_htt
     };
     struct scan t = {0};
     struct page p = {0};
-    uint64_t lo = 0, hi = 0;
+    uint64_t lo = 0, hi = 0, seq = 0;
     char why[128];
     int rc;
 
@@ -577,7 +578,21 @@ void kx_api_alert(struct kx_hub *h, const struct kx_http_req *req, struct kx_htt
         reply_error(r, 503, "NATS is not connected");
         return;
     }
-    if ((rc = scan_bounds(&s, &none, &lo, &hi)) < 0 || (rc = scan_back(&s, lo, hi, 1, &p)) < 0) {
+    if ((rc = scan_bounds(&s, &none, &lo, &hi)) < 0) {
+        reply_scan_error(r, &s, rc);
+        goto out;
+    }
+    /* A recent alert: the live feed's index says where (the scan checks the
+     * uuid, so a stale or colliding slot just falls back to the search). */
+    if (kx_live_lookup(h->live, uuid, &seq) && seq >= lo && seq < hi &&
+        scan_back(&s, seq, seq + 1, 1, &p) == 0 && p.n == 1) {
+        rc = 0;
+    } else {
+        page_free(&p);
+        memset(&p, 0, sizeof(p));
+        rc = scan_back(&s, lo, hi, 1, &p);
+    }
+    if (rc < 0) {
         reply_scan_error(r, &s, rc);
     } else if (p.n == 0) {
         snprintf(why, sizeof(why), "no alert %s%s", uuid,
@@ -600,6 +615,7 @@ void kx_api_alert(struct kx_hub *h, const struct kx_http_req *req, struct kx_htt
         if (rc < 0)
             reply_error(r, 500, "reply too large");
     }
+out:
     hits_free(t.out, t.nout);
     free(t.out);
     page_free(&p);
