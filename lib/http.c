@@ -759,27 +759,6 @@ static int http_on_raw(struct lws *wsi, enum lws_callback_reasons reason, struct
     return 0;
 }
 
-/* The reason phrase of the statuses a handshake refusal uses. */
-static const char *http_reason(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Error";
-    }
-}
-
 /*
  * kx-http thread: LWS_CALLBACK_HTTP_CONFIRM_UPGRADE. The handler decides on
  * the handshake like on any request; a refusal is written here as a whole
@@ -838,7 +817,7 @@ static int http_on_upgrade(struct lws *wsi, struct kx_http_server *s, struct htt
     n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
                  "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
                  "connection: close\r\n%.*s\r\n%.*s",
-                 resp.status, http_reason(resp.status), resp.content_type, resp.body.len,
+                 resp.status, kx_http_status_phrase(resp.status), resp.content_type, resp.body.len,
                  (int)resp.headers.len, resp.headers.len ? resp.headers.data : "",
                  (int)resp.body.len, resp.body.len ? resp.body.data : "");
     kx_buf_free(&resp.body);

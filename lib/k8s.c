@@ -825,46 +825,6 @@ int kx_k8s_classify(long status)
     }
 }
 
-static const char *status_phrase(long status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 413:
-        return "Request Entity Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "";
-    }
-}
-
 /* Printable, one line: control characters become spaces, runs collapse. */
 static void one_line(const char *s, size_t n, char *out, size_t len)
 {
@@ -889,7 +849,7 @@ static void one_line(const char *s, size_t n, char *out, size_t len)
 int64_t kx_k8s_status_message(long status, const char *body, size_t len, char *out, size_t outlen,
                               char *reason, size_t reasonlen)
 {
-    const char *phrase = status_phrase(status);
+    const char *phrase = kx_http_status_phrase(status);
     char text[1024];
     int64_t retry = 0;
     cJSON *j = NULL;

@@ -73,6 +73,9 @@ void kx_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
  * to quote a user's value back in an error. Returns buf. */
 const char *kx_excerpt(const char *s, char *buf, size_t len);
 
+/* "Not Found" for 404, ...; "Client Error"/"Server Error" for other 4xx/5xx. */
+const char *kx_http_status_phrase(long status);
+
 /* %-decodes s[0..n) ('+' is a space, as forms send it) into out (outlen
  * bytes, NUL-terminated): the length, or -EINVAL (a broken escape, an
  * encoded NUL, or out too small). Pure. */
