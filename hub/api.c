@@ -121,7 +121,7 @@ static bool api_alert_path(const char *path, const char **uuid)
 }
 
 /* GET /readyz: NATS connected and every stream there. Worker thread. */
-static void on_readyz(struct kx_hub *h, struct kx_http_resp *r)
+static void on_readyz(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r)
 {
     char err[256];
 
@@ -133,7 +133,40 @@ static void on_readyz(struct kx_hub *h, struct kx_http_resp *r)
         reply_json(r, 503, "status", "not ready", "reason", err);
         return;
     }
+    (void)req;
     reply_json(r, 200, "status", "ready", "nats", "connected");
+}
+
+/* GET /api/v1/alerts/{uuid}. Worker thread. */
+static void on_alert(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r)
+{
+    const char *uuid = NULL;
+
+    api_alert_path(req->path, &uuid);
+    kx_api_alert(h, req, r, uuid);
+}
+
+typedef void (*api_route)(struct kx_hub *h, const struct kx_http_req *req, struct kx_http_resp *r);
+
+/* The GET routes that wait on NATS, and who answers them; NULL for others. */
+static api_route api_slow_route(const char *path)
+{
+    static const struct {
+        const char *path;
+        api_route fn;
+    } routes[] = {
+        {"/readyz", on_readyz},
+        {"/api/v1/alerts", kx_api_alerts},
+        {"/api/v1/audit", kx_api_audit},
+        {"/api/v1/stats", kx_api_stats},
+        {"/api/v1/outputs", kx_api_outputs},
+    };
+    const char *uuid;
+
+    for (size_t i = 0; i < KX_ARRAY_SIZE(routes); i++)
+        if (strcmp(path, routes[i].path) == 0)
+            return routes[i].fn;
+    return api_alert_path(path, &uuid) ? on_alert : NULL;
 }
 
 /*
@@ -142,33 +175,12 @@ static void on_readyz(struct kx_hub *h, struct kx_http_resp *r)
  */
 static void api_on_slow(void *ctx, const struct kx_http_req *req, struct kx_http_resp *r)
 {
-    struct kx_hub *h = ctx;
-    const char *uuid;
+    api_route fn = api_slow_route(req->path);
 
-    if (strcmp(req->path, "/readyz") == 0)
-        on_readyz(h, r);
-    else if (strcmp(req->path, "/api/v1/alerts") == 0)
-        kx_api_alerts(h, req, r);
-    else if (api_alert_path(req->path, &uuid))
-        kx_api_alert(h, req, r, uuid);
-    else if (strcmp(req->path, "/api/v1/audit") == 0)
-        kx_api_audit(h, req, r);
-    else if (strcmp(req->path, "/api/v1/stats") == 0)
-        kx_api_stats(h, req, r);
-    else if (strcmp(req->path, "/api/v1/outputs") == 0)
-        kx_api_outputs(h, req, r);
+    if (fn)
+        fn(ctx, req, r);
     else
         reply_json(r, 404, "error", "not found", NULL, NULL);
-}
-
-/* The GET routes answered on a worker. */
-static bool api_is_slow(const char *path)
-{
-    const char *uuid;
-
-    return strcmp(path, "/readyz") == 0 || strcmp(path, "/api/v1/alerts") == 0 ||
-           api_alert_path(path, &uuid) || strcmp(path, "/api/v1/audit") == 0 ||
-           strcmp(path, "/api/v1/stats") == 0 || strcmp(path, "/api/v1/outputs") == 0;
 }
 
 /* Does a browser ask for a page (rather than a script asking for JSON)? */
@@ -278,7 +290,7 @@ static void api_on_request(void *ctx, const struct kx_http_req *req, struct kx_h
             r->status = 500;
         return;
     }
-    if (api_is_slow(req->path)) {
+    if (api_slow_route(req->path)) {
         if (get)
             r->status = KX_HTTP_SLOW;
         else
@@ -305,7 +317,7 @@ int kx_api_start(struct kx_hub *h, char *err, size_t errlen)
     };
 
     h->http = kx_http_start_opts(&o, err, errlen);
-    return h->http ? 0 : -EADDRINUSE;
+    return h->http ? 0 : -(errno ? errno : EIO);
 }
 
 void kx_api_stop(struct kx_hub *h)

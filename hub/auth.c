@@ -347,23 +347,20 @@ static bool auth_cookies_ok(const struct kx_auth *a, const char *hdr, bool *seen
 /* Every access_token=<%-encoded token> in the query; *seen when any. */
 static bool auth_query_token_ok(const struct kx_auth *a, const char *q, bool *seen)
 {
-    static const char name[] = "access_token=";
+    static const char key[] = "access_token";
     char dec[AUTH_CRED_MAX];
+    const char *name, *v;
+    size_t nlen, vlen;
     bool ok = false;
 
-    while (*q) {
-        const char *end = strchr(q, '&');
-        const char *stop = end ? end : q + strlen(q);
-
-        if ((size_t)(stop - q) >= sizeof(name) - 1 && memcmp(q, name, sizeof(name) - 1) == 0) {
-            const char *v = q + sizeof(name) - 1;
-            ssize_t n = kx_url_decode(v, (size_t)(stop - v), dec, sizeof(dec));
+    while (kx_query_next(&q, &name, &nlen, &v, &vlen)) {
+        if (v && nlen == sizeof(key) - 1 && memcmp(name, key, nlen) == 0) {
+            ssize_t n = kx_url_decode(v, vlen, dec, sizeof(dec));
 
             *seen = true;
             if (n > 0)
                 ok |= a->has_token && auth_match(a->token_md, dec, (size_t)n);
         }
-        q = end ? end + 1 : stop;
     }
     OPENSSL_cleanse(dec, sizeof(dec));
     return ok;

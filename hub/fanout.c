@@ -600,16 +600,9 @@ static void queue_push(struct out_worker *w, struct out_job *job)
  * done and the queue empty (*done set). */
 static struct out_job *queue_pop(struct out_worker *w, int64_t ns, bool *done)
 {
-    struct timespec ts;
+    struct timespec ts = kx_deadline_ts(ns);
     struct out_job *job = NULL;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ns / KX_NSEC_PER_SEC;
-    ts.tv_nsec += ns % KX_NSEC_PER_SEC;
-    if (ts.tv_nsec >= KX_NSEC_PER_SEC) {
-        ts.tv_sec++;
-        ts.tv_nsec -= KX_NSEC_PER_SEC;
-    }
     pthread_mutex_lock(&w->qlock);
     while (w->qlen == 0 && !w->fetch_done && pthread_cond_timedwait(&w->qcond, &w->qlock, &ts) == 0)
         ;

@@ -20,7 +20,6 @@
 #include "filter.h"
 #include "util.h"
 
-#define AUDIT_SOURCE "klaxon_audit"
 #define DEFAULT_SINCE (24 * 3600 * KX_NSEC_PER_SEC)
 
 enum fparam {
@@ -310,23 +309,17 @@ int kx_filter_from_query(struct kx_filter *f, const char *query, enum kx_filter_
                          int64_t now, char *err, size_t errlen)
 {
     unsigned use_bit = 1u << use, seen = 0;
-    const char *s = query ? query : "";
+    const char *s = query ? query : "", *raw, *rawval;
+    size_t nlen, vlen;
     int rc = 0;
 
     memset(f, 0, sizeof(*f));
     filter_defaults(f, use_bit);
-    while (*s && rc == 0) {
-        size_t len = strcspn(s, "&");
-        const char *eq = memchr(s, '=', len);
-        size_t nlen = eq ? (size_t)(eq - s) : len;
+    while (rc == 0 && kx_query_next(&s, &raw, &nlen, &rawval, &vlen)) {
         char *name = NULL, *val = NULL, q[64];
 
-        if (len == 0) {
-            s++;
-            continue;
-        }
-        if ((rc = pct_decode(s, nlen, &name)) == 0 &&
-            (rc = pct_decode(eq ? eq + 1 : s + len, eq ? len - nlen - 1 : 0, &val)) < 0)
+        if ((rc = pct_decode(raw, nlen, &name)) == 0 &&
+            (rc = pct_decode(rawval ? rawval : "", vlen, &val)) < 0)
             kx_errf(err, errlen, "parameter \"%s\": bad %%-encoding",
                     kx_excerpt(name, q, sizeof(q)));
         else if (rc == -EINVAL)
@@ -345,7 +338,6 @@ int kx_filter_from_query(struct kx_filter *f, const char *query, enum kx_filter_
         }
         free(name);
         free(val);
-        s += len;
     }
     if (rc == 0)
         rc = filter_finish(f, use_bit, seen, now, err, errlen);
@@ -461,7 +453,7 @@ static bool text_in(const struct kx_alert *a, const char *q)
 bool kx_filter_match(const struct kx_filter *f, const struct kx_alert *a)
 {
     unsigned kinds = f->kinds ? f->kinds : KX_FILTER_ALERT | KX_FILTER_AUDIT;
-    bool audit = strcmp(a->source, AUDIT_SOURCE) == 0;
+    bool audit = kx_alert_is_audit(a);
 
     /* cheapest first: the live feed runs this per client per alert */
     if (f->has_priority && a->priority > f->min_priority)
@@ -576,7 +568,7 @@ bool kx_filter_may_match_raw(const struct kx_filter *f, const char *json, size_t
 {
     if (f->alert_uuid && !kx_filter_raw_has(json, len, f->alert_uuid))
         return false;
-    if (f->kinds == KX_FILTER_AUDIT && !kx_filter_raw_has(json, len, "\"" AUDIT_SOURCE "\""))
+    if (f->kinds == KX_FILTER_AUDIT && !kx_filter_raw_has(json, len, "\"" KX_AUDIT_SOURCE "\""))
         return false;
     if (f->text && text_is_plain(f->text) && !kx_filter_raw_has(json, len, f->text))
         return false;

@@ -156,13 +156,7 @@ static bool fl_add(natsMsg *raw, const char *uuid)
 {
     pthread_mutex_lock(&fl.lock);
     while (fl.n >= fl.max && !atomic_load(&fl.hub->stopping)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = kx_deadline_ts(100 * KX_NSEC_PER_MSEC);
         pthread_cond_timedwait(&fl.freed, &fl.lock, &ts);
     }
     bool ok = fl.n < fl.max && !fl_find(uuid);

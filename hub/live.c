@@ -37,7 +37,7 @@
 #include "log.h"
 #include "stats.h"
 
-#define LIVE_RING_BYTES (64u << 20)   /* event text held for clients, at most */
+#define LIVE_RING_BYTES (64u << 20)  /* event text held for clients, at most */
 #define LIVE_FRAME_BYTES (64u << 10) /* one "events" message, about */
 #define LIVE_FRAME_EVENTS 512
 #define LIVE_CTL_MAX 8                               /* control messages queued per client */
@@ -64,11 +64,11 @@ struct live_ev {
  */
 struct live_frame {
     bool valid;
-    uint64_t pos, end;    /* ring indexes it covers: [pos, end) */
-    uint64_t seen_seq;    /* stream sequence of the event at end - 1 */
-    uint64_t fkey;        /* the filter's hash (live_client.fkey) */
-    int n;                /* events in it; 0: none in [pos, end) matched */
-    struct kx_buf text;   /* the whole message */
+    uint64_t pos, end;  /* ring indexes it covers: [pos, end) */
+    uint64_t seen_seq;  /* stream sequence of the event at end - 1 */
+    uint64_t fkey;      /* the filter's hash (live_client.fkey) */
+    int n;              /* events in it; 0: none in [pos, end) matched */
+    struct kx_buf text; /* the whole message */
 };
 
 struct live_slot {
@@ -82,13 +82,13 @@ struct kx_live {
     pthread_mutex_t lock;
     struct live_ev *ring; /* owned, cap entries (lock) */
     size_t cap;
-    uint64_t head, tail; /* absolute indexes: [tail, head) are held (lock) */
-    size_t bytes;        /* text held (lock) */
-    uint64_t last_seq;   /* newest stream sequence seen (lock) */
-    uint64_t live_from;  /* events after this sequence go to the ring */
-    bool cut;            /* back-fill started short of 24 h */
-    bool cut_noted;      /* (nats thread) */
-    bool drop_slow;      /* http.ws_slow == "drop" */
+    uint64_t head, tail;         /* absolute indexes: [tail, head) are held (lock) */
+    size_t bytes;                /* text held (lock) */
+    uint64_t last_seq;           /* newest stream sequence seen (lock) */
+    uint64_t live_from;          /* events after this sequence go to the ring */
+    bool cut;                    /* back-fill started short of 24 h */
+    bool cut_noted;              /* (nats thread) */
+    bool drop_slow;              /* http.ws_slow == "drop" */
     struct live_client *clients; /* open WebSocket clients (kx-http thread only) */
     struct live_frame last;      /* the last frame packed (kx-http thread only) */
     struct live_slot index[1u << LIVE_INDEX_BITS]; /* (lock) */
@@ -99,28 +99,23 @@ struct live_client {
     struct kx_ws *ws;                /* the connection, once open */
     struct live_client *prev, *next; /* kx_live.clients */
     struct kx_filter f;              /* owned */
-    uint64_t pos;       /* next ring index to look at */
-    uint64_t fkey;      /* hash of the normalized filter: same key, same frames */
-    uint64_t seen_seq;  /* stream sequence of the last event looked at */
+    uint64_t pos;                    /* next ring index to look at */
+    uint64_t fkey;                   /* hash of the normalized filter: same key, same frames */
+    uint64_t seen_seq;               /* stream sequence of the last event looked at */
     bool hello_sent;
     bool killed;             /* dropped for being slow, close() pending */
     char *ctl[LIVE_CTL_MAX]; /* owned: control messages to send first */
     int nctl;
 };
 
-static int64_t live_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * KX_NSEC_PER_SEC + ts.tv_nsec;
-}
-
-static uint64_t live_uuid_hash(const char *uuid)
+/* (lock) The index slot of uuid; *hash gets the uuid's hash (never 0,
+ * which marks an empty slot). */
+static struct live_slot *live_slot_of(struct kx_live *l, const char *uuid, uint64_t *hash)
 {
     uint64_t h = kx_hash64(uuid, strlen(uuid), 0x6b6c61786f6eULL);
 
-    return h ? h : 1;
+    *hash = h ? h : 1;
+    return &l->index[*hash & ((1u << LIVE_INDEX_BITS) - 1)];
 }
 
 /* (lock) */
@@ -168,7 +163,7 @@ static void live_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
         natsMsg_Destroy(m);
         return;
     }
-    kind = strcmp(a->source, "klaxon_audit") == 0 ? KX_FILTER_AUDIT : KX_FILTER_ALERT;
+    kind = kx_alert_is_audit(a) ? KX_FILTER_AUDIT : KX_FILTER_ALERT;
     kx_stats_add(h->stats, a);
     if (seq > l->live_from && (json = malloc(len + 1)) != NULL) {
         memcpy(json, data, len);
@@ -180,8 +175,8 @@ static void live_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
     if (seq > l->last_seq)
         l->last_seq = seq;
     if (kind == KX_FILTER_ALERT) {
-        uint64_t hh = live_uuid_hash(a->uuid);
-        struct live_slot *slot = &l->index[hh & ((1u << LIVE_INDEX_BITS) - 1)];
+        uint64_t hh;
+        struct live_slot *slot = live_slot_of(l, a->uuid, &hh);
 
         slot->hash = hh;
         slot->seq = seq;
@@ -207,16 +202,17 @@ static void live_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
 
 bool kx_live_lookup(struct kx_live *l, const char *uuid, uint64_t *seq)
 {
+    const struct live_slot *slot;
     uint64_t hh;
     bool found;
 
     if (!l || !uuid)
         return false;
-    hh = live_uuid_hash(uuid);
     pthread_mutex_lock(&l->lock);
-    found = l->index[hh & ((1u << LIVE_INDEX_BITS) - 1)].hash == hh;
+    slot = live_slot_of(l, uuid, &hh);
+    found = slot->hash == hh;
     if (found)
-        *seq = l->index[hh & ((1u << LIVE_INDEX_BITS) - 1)].seq;
+        *seq = slot->seq;
     pthread_mutex_unlock(&l->lock);
     return found;
 }
@@ -267,7 +263,7 @@ int kx_live_start(struct kx_hub *h, char *err, size_t errlen)
     jsSubOptions so;
     jsOptions jo;
     natsStatus st;
-    int64_t now = live_now();
+    int64_t now = kx_now_ns();
 
     if (!l || !(l->ring = calloc((size_t)h->cfg.http_ws_buffer, sizeof(*l->ring)))) {
         free(l);
@@ -426,7 +422,8 @@ void kx_live_ws_open(struct kx_hub *h, const struct kx_http_req *req, struct kx_
         kx_buf_printf(&r->body, "{\"error\":\"out of memory\"}");
         return;
     }
-    if (kx_filter_from_query(&c->f, req->query, KX_FILTER_Q_WS, live_now(), err, sizeof(err)) < 0) {
+    if (kx_filter_from_query(&c->f, req->query, KX_FILTER_Q_WS, kx_now_ns(), err, sizeof(err)) <
+        0) {
         kx_filter_free(&c->f);
         free(c);
         r->status = 400;

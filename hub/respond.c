@@ -433,10 +433,10 @@ static int audit(struct kx_respond *r, const struct responder *p, const struct k
     snprintf(rule, sizeof(rule), "Klaxon responder %s", p->name);
     snprintf(out, sizeof(out), "%s %s: %s%s%s (alert %s: %s)", p->name, result, target,
              reason && reason[0] ? " - " : "", reason ? reason : "", a->uuid, a->rule);
-    struct kx_alert *rec = kx_alert_new(rule, pri, "klaxon_audit", a->hostname, out, 0);
+    struct kx_alert *rec = kx_alert_new(rule, pri, KX_AUDIT_SOURCE, a->hostname, out, 0);
     if (!rec)
         return -ENOMEM;
-    kx_alert_add_tag(rec, "klaxon_audit");
+    kx_alert_add_tag(rec, KX_AUDIT_SOURCE);
     kx_alert_set_str(rec, "klaxon.responder", p->name);
     kx_alert_set_str(rec, "klaxon.result", result);
     kx_alert_set_str(rec, "klaxon.reason", reason ? reason : "");
@@ -612,7 +612,7 @@ static void *respond_main(void *arg)
                                                 sizeof(err));
             /* not an alert, POST /test's, or a responder's own audit record
              * (which also travels on KLAXON_EVENTS): nothing to act on */
-            if (!a || test || strcmp(a->source, "klaxon_audit") == 0) {
+            if (!a || test || kx_alert_is_audit(a)) {
                 natsMsg_Ack(m, NULL);
                 kx_alert_free(a);
                 continue;

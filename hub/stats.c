@@ -329,7 +329,7 @@ void kx_stats_add(struct kx_stats *s, const struct kx_alert *a)
 {
     int64_t now = s->now();
     int64_t now_min = minute_of(now), m = minute_of(a->time_ns < now ? a->time_ns : now);
-    bool audit = a->source && strcmp(a->source, KX_STATS_AUDIT_SOURCE) == 0;
+    bool audit = kx_alert_is_audit(a);
     const char *keys[DIM_COUNT] = {0};
     char pod[2 * KX_STATS_KEY_MAX + 2];
 
@@ -410,17 +410,14 @@ static const char *const param_names[P_COUNT] = {"since", "until", "bucket", "to
 static int query_split(const char *qs, char val[P_COUNT][PARAM_MAX + 1], bool seen[P_COUNT],
                        char *err, size_t errlen)
 {
-    for (const char *p = qs ? qs : ""; *p; p += *p == '&') {
-        size_t seg = strcspn(p, "&");
-        const char *eq = memchr(p, '=', seg);
-        size_t nlen = eq ? (size_t)(eq - p) : seg;
-        size_t vlen = eq ? seg - nlen - 1 : 0;
+    const char *q = qs ? qs : "", *p, *v;
+    size_t nlen, vlen;
+
+    while (kx_query_next(&q, &p, &nlen, &v, &vlen)) {
         char name[PARAM_MAX + 1];
         bool ok;
         int i = 0;
 
-        if (seg == 0)
-            continue;
         ok = url_decode(p, nlen, name, sizeof(name));
         for (; ok && i < P_COUNT && strcmp(name, param_names[i]) != 0; i++)
             ;
@@ -437,12 +434,11 @@ static int query_split(const char *qs, char val[P_COUNT][PARAM_MAX + 1], bool se
             snprintf(err, errlen, "%s: empty value", param_names[i]);
             return -EINVAL;
         }
-        if (!url_decode(eq + 1, vlen, val[i], PARAM_MAX + 1)) {
+        if (!url_decode(v, vlen, val[i], PARAM_MAX + 1)) {
             snprintf(err, errlen, "%s: value too long or badly %%-encoded", param_names[i]);
             return -EINVAL;
         }
         seen[i] = true;
-        p += seg;
     }
     return 0;
 }

@@ -29,7 +29,6 @@
 #define KX_STATS_KEY_MAX 255   /* bytes kept of one key (cut at a UTF-8 boundary) */
 #define KX_STATS_TOP_MAX 100   /* the largest top= a query may ask for */
 #define KX_STATS_OTHER "(other)"
-#define KX_STATS_AUDIT_SOURCE "klaxon_audit"
 
 /* Caller owns; NULL + errno on OOM. */
 struct kx_stats *kx_stats_new(void);

@@ -427,3 +427,8 @@ void kx_alert_free(struct kx_alert *a)
     free(a->raw);
     free(a);
 }
+
+bool kx_alert_is_audit(const struct kx_alert *a)
+{
+    return a->source && strcmp(a->source, KX_AUDIT_SOURCE) == 0;
+}

@@ -41,6 +41,10 @@ const char *kx_priority_name(enum kx_priority p);
 /* "critical": lowercase, used in subjects and metrics labels. */
 const char *kx_priority_slug(enum kx_priority p);
 
+/* The source of the hub's responder audit records (hub/respond.c): they
+ * travel like alerts, and readers tell them apart by this. */
+#define KX_AUDIT_SOURCE "klaxon_audit"
+
 #define KX_ALERT_MAX_BYTES   (1024 * 1024) /* default bound for one alert body */
 #define KX_ALERT_UUID_LEN    36
 #define KX_ALERT_ERR_LEN     256
@@ -110,6 +114,9 @@ const char *kx_alert_json(const struct kx_alert *a, size_t *len, char **tmp);
  */
 bool kx_alert_routed(const struct kx_alert *a, const struct kx_strlist *rules,
                      const struct kx_strlist *tags, const struct kx_strlist *sources);
+
+/* Is a a responder audit record (source KX_AUDIT_SOURCE)? Pure. */
+bool kx_alert_is_audit(const struct kx_alert *a);
 
 void kx_alert_free(struct kx_alert *a); /* no-op if NULL */
 

@@ -881,21 +881,13 @@ static int http_on_ws_writeable(struct lws *wsi, struct kx_http_server *s, struc
     return 0;
 }
 
-static int64_t http_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* kx-http thread: the deferred ws->wake. */
 static void http_on_flush_timer(lws_sorted_usec_list_t *sul)
 {
     struct kx_http_server *s = lws_container_of(sul, struct kx_http_server, flush_sul);
 
     s->flush_scheduled = false;
-    s->last_flush = http_mono_ns();
+    s->last_flush = kx_monotonic_ns();
     atomic_store(&s->wake_pending, false);
     s->ws->wake(s->ctx);
 }
@@ -936,7 +928,7 @@ static void http_on_wake(struct kx_http_server *s)
 
     /* A timer already due to call ws->wake covers this wake-up too. */
     if (s->ws && !s->flush_scheduled && atomic_exchange(&s->wake_pending, false)) {
-        int64_t now = http_mono_ns(), due = s->last_flush + (int64_t)KX_WS_FLUSH_US * 1000;
+        int64_t now = kx_monotonic_ns(), due = s->last_flush + (int64_t)KX_WS_FLUSH_US * 1000;
 
         if (now >= due) {
             s->last_flush = now;

@@ -38,6 +38,13 @@ int64_t kx_monotonic_ns(void)
     return clock_ns(CLOCK_MONOTONIC);
 }
 
+struct timespec kx_deadline_ts(int64_t ns)
+{
+    int64_t t = kx_now_ns() + ns;
+
+    return (struct timespec){.tv_sec = t / KX_NSEC_PER_SEC, .tv_nsec = t % KX_NSEC_PER_SEC};
+}
+
 void kx_time_format(int64_t ns, char *buf, size_t len)
 {
     time_t secs = (time_t)(ns / KX_NSEC_PER_SEC);
@@ -517,6 +524,27 @@ static int hex_value(unsigned char ch)
         return ch - '0';
     ch = (unsigned char)(ch | 0x20);
     return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+bool kx_query_next(const char **q, const char **name, size_t *nlen, const char **val, size_t *vlen)
+{
+    const char *s = *q, *eq;
+    size_t len;
+
+    while (*s == '&')
+        s++;
+    if (*s == '\0') {
+        *q = s;
+        return false;
+    }
+    len = strcspn(s, "&");
+    eq = memchr(s, '=', len);
+    *name = s;
+    *nlen = eq ? (size_t)(eq - s) : len;
+    *val = eq ? eq + 1 : NULL;
+    *vlen = eq ? len - *nlen - 1 : 0;
+    *q = s + len;
+    return true;
 }
 
 ssize_t kx_url_decode(const char *s, size_t n, char *out, size_t outlen)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define KX_NSEC_PER_SEC 1000000000LL
 #define KX_NSEC_PER_MSEC 1000000LL
@@ -17,6 +18,8 @@
 
 int64_t kx_now_ns(void);       /* CLOCK_REALTIME, ns since the epoch */
 int64_t kx_monotonic_ns(void); /* CLOCK_MONOTONIC */
+/* The CLOCK_REALTIME instant ns from now, as pthread_cond_timedwait wants it. */
+struct timespec kx_deadline_ts(int64_t ns);
 
 /* "2026-11-22T10:01:02.123456789Z" (30 chars + NUL); buf >= 32 bytes. */
 void kx_time_format(int64_t ns, char *buf, size_t len);
@@ -75,6 +78,13 @@ const char *kx_excerpt(const char *s, char *buf, size_t len);
 
 /* "Not Found" for 404, ...; "Client Error"/"Server Error" for other 4xx/5xx. */
 const char *kx_http_status_phrase(long status);
+
+/*
+ * Steps through a query string ("a=1&b=%26c"): the next non-empty
+ * name=value pair from *q as raw (still %-encoded) spans; *val is NULL when
+ * the pair has no '='. Advances *q; false at the end. Pure.
+ */
+bool kx_query_next(const char **q, const char **name, size_t *nlen, const char **val, size_t *vlen);
 
 /* %-decodes s[0..n) ('+' is a space, as forms send it) into out (outlen
  * bytes, NUL-terminated): the length, or -EINVAL (a broken escape, an

@@ -51,6 +51,21 @@ static void inst_init_ops(struct inst *in, const struct kx_responder_ops *ops, c
     in->init_rc = in->apply_rc == 0 ? ops->init(&in->r, in->doc->root, &in->d) : in->apply_rc;
 }
 
+/* inst_init_ops with the action's YAML formatted from fmt. */
+static void inst_initf(struct inst *in, const struct kx_responder_ops *ops, const char *name,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5), unused));
+static void inst_initf(struct inst *in, const struct kx_responder_ops *ops, const char *name,
+                       const char *fmt, ...)
+{
+    char yaml[8192];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(yaml, sizeof(yaml), fmt, ap);
+    va_end(ap);
+    inst_init_ops(in, ops, name, yaml);
+}
+
 static void inst_free(struct inst *in)
 {
     if (in->init_rc == 0 && in->r.ops->destroy)

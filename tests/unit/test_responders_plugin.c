@@ -75,17 +75,7 @@ static const char *test_so(const char *which)
 }
 
 /* A responder action built as the engine builds it (responder_harness.h). */
-static void inst_init(struct inst *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void inst_init(struct inst *in, const char *fmt, ...)
-{
-    char yaml[8192];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(yaml, sizeof(yaml), fmt, ap);
-    va_end(ap);
-    inst_init_ops(in, &kx_responder_plugin_loader, "p1", yaml);
-}
+#define inst_init(in, ...) inst_initf(in, &kx_responder_plugin_loader, "p1", __VA_ARGS__)
 
 static const char *jstr(const cJSON *o, const char *key)
 {

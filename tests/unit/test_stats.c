@@ -331,7 +331,7 @@ static void test_string_pool_bound(void **st)
 
 static void test_audit_apart(void **st)
 {
-    struct kx_alert *a = kx_alert_new("Klaxon responder k8s", KX_PRI_NOTICE, KX_STATS_AUDIT_SOURCE,
+    struct kx_alert *a = kx_alert_new("Klaxon responder k8s", KX_PRI_NOTICE, KX_AUDIT_SOURCE,
                                       "hub-1", "acted", T0);
     assert_non_null(a);
     kx_stats_add(hub.stats, a);
